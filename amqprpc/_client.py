@@ -1,0 +1,182 @@
+"""The client side of the protocol: calls out, replies in.
+
+Owns what a client puts on the wire for a call (PROTOCOL.md section 3: `reply_to` = method,
+`correlation_id` = our reply queue, `message_id` = call number, `expiration` from the timeout,
+`mandatory` so a missing queue comes back at once) and how a reply, a basic.return or the
+clock ends it (section 5, with the robustness rules of section 9). It composes the envelope,
+a formatter and the pending table. A stray or malformed reply never raises: it is counted and
+ignored, or fails only the call it names. No I/O, no clock, no threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ._envelope import expiration_ms, is_shortstr, parse_reply, request_properties
+from ._errors import (
+    ConnectionLost,
+    MessageTooLarge,
+    ProtocolViolation,
+    RemoteError,
+    RPCError,
+    RPCTimeout,
+    Unroutable,
+    UsageError,
+)
+from ._events import IGNORED, CallDone, Delivery, Ignored, Publish, Returned
+from ._formatters import Formatter, pack_body, unpack_body
+from ._pending import Entry, PendingTable
+from ._server import DEFAULT_MAX_BODY_SIZE
+
+__all__ = ["DEFAULT_TIMEOUT", "CallStarted", "ClientProtocol"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStarted:
+    """A call the core has numbered: publish `publish`, then wait until `deadline`."""
+
+    call_id: int
+    deadline: float
+    publish: Publish
+
+
+class ClientProtocol(Generic[T]):
+    """One client's calls over one reply queue. `T` is the adapter's per-call token type."""
+
+    def __init__(
+        self,
+        *,
+        request_queue: str,
+        reply_queue: str,
+        formatter: Formatter,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        expiration_ms(timeout)  # validates
+        if not request_queue or not is_shortstr(request_queue):
+            raise UsageError(
+                f"request queue must be a non-empty str of at most 255 bytes: {request_queue!r}"
+            )
+        self.request_queue = request_queue
+        self.formatter = formatter
+        self.timeout = timeout
+        self.max_body_size = max_body_size
+        self.pending: PendingTable[T] = PendingTable()
+        self.malformed = 0  # replies whose message_id names no call at all
+        self._reply_queue = ""
+        self.reply_queue = reply_queue
+
+    @property
+    def reply_queue(self) -> str:
+        """The queue replies come back to (sent as `correlation_id`)."""
+        return self._reply_queue
+
+    @reply_queue.setter
+    def reply_queue(self, name: str) -> None:
+        # Never empty: a request without correlation_id stops a Go server for good.
+        if not name or not is_shortstr(name):
+            raise UsageError(f"reply queue must be a non-empty str of at most 255 bytes: {name!r}")
+        self._reply_queue = name
+
+    def start_call(
+        self, method: str, arg: object, *, now: float, timeout: float | None = None, token: T
+    ) -> CallStarted:
+        """Encode and number a call. Returns what to publish and the call's deadline.
+
+        Raises UsageError for a bad method name or timeout, EncodeError when `arg` cannot be
+        encoded and MessageTooLarge when its body is over the limit; nothing is pending then.
+        """
+        if timeout is None:
+            timeout = self.timeout
+        expiration = expiration_ms(timeout)
+        if not method or not is_shortstr(method):
+            raise UsageError(f"method must be a non-empty str of at most 255 bytes: {method!r}")
+        body = pack_body(self.formatter, arg)
+        if len(body) > self.max_body_size:
+            raise MessageTooLarge(
+                f"{method}: argument of {len(body)} bytes exceeds the limit of "
+                f"{self.max_body_size} bytes"
+            )
+        entry = self.pending.add(now=now, deadline=now + timeout, label=method, token=token)
+        properties = request_properties(
+            method=method,
+            reply_queue=self._reply_queue,
+            call_id=entry.call_id,
+            expiration=expiration,
+        )
+        publish = Publish(
+            routing_key=self.request_queue, properties=properties, body=body, mandatory=True
+        )
+        return CallStarted(call_id=entry.call_id, deadline=entry.deadline, publish=publish)
+
+    def receive(self, delivery: Delivery) -> CallDone[T] | Ignored:
+        """A message arrived on our reply queue. Returns the call it ends, or IGNORED."""
+        try:
+            info = parse_reply(delivery.properties)
+        except ProtocolViolation as exc:
+            self.malformed += 1
+            logger.debug("ignoring reply: %s", exc)
+            return IGNORED
+        entry = self.pending.resolve(info.call_id)
+        if entry is IGNORED:
+            logger.debug("ignoring reply for call %d: not pending", info.call_id)
+            return IGNORED
+        if info.bad_error_header is not None:
+            kind = type(info.bad_error_header).__name__
+            error: RPCError = ProtocolViolation(f"{entry.label}: error header is {kind}, not str")
+            return CallDone(call_id=entry.call_id, token=entry.token, error=error)
+        if info.error is not None:
+            error = RemoteError(info.error, info.error_type)
+            return CallDone(call_id=entry.call_id, token=entry.token, error=error)
+        try:
+            value = unpack_body(self.formatter, delivery.body)
+        except ProtocolViolation as exc:
+            return CallDone(call_id=entry.call_id, token=entry.token, error=exc)
+        return CallDone(call_id=entry.call_id, token=entry.token, value=value)
+
+    def returned(self, returned: Returned) -> CallDone[T] | Ignored:
+        """The broker returned a request (no queue by that name). Returns the call it ends."""
+        try:
+            info = parse_reply(returned.properties)  # a returned request keeps its message_id
+        except ProtocolViolation:
+            return IGNORED
+        entry = self.pending.resolve(info.call_id)
+        if entry is IGNORED:
+            return IGNORED
+        error = Unroutable(
+            f"{entry.label}: no queue named {returned.routing_key!r} "
+            f"({returned.reply_code} {returned.reply_text})"
+        )
+        return CallDone(call_id=entry.call_id, token=entry.token, error=error)
+
+    def expire(self, now: float) -> list[CallDone[T]]:
+        """End every call whose deadline has passed, each with an RPCTimeout."""
+        return [self._done(entry, self._timeout_error(entry)) for entry in self.pending.expire(now)]
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a pending call, or None."""
+        return self.pending.next_deadline()
+
+    def cancel(self, call_id: int) -> bool:
+        """The caller gave up on a call. Returns whether it was still pending."""
+        return self.pending.cancel(call_id) is not IGNORED
+
+    def fail_all(self, reason: str) -> list[CallDone[T]]:
+        """End every pending call with ConnectionLost(reason) (connection gone, or closing)."""
+        return [self._done(entry, ConnectionLost(reason)) for entry in self.pending.fail_all()]
+
+    @staticmethod
+    def _done(entry: Entry[T], error: RPCError) -> CallDone[T]:
+        return CallDone(call_id=entry.call_id, token=entry.token, error=error)
+
+    @staticmethod
+    def _timeout_error(entry: Entry[T]) -> RPCTimeout:
+        return RPCTimeout(f"{entry.label}: no reply within {entry.deadline - entry.started:g} s")

@@ -1,0 +1,248 @@
+"""Request and reply envelopes: AMQP basic properties <-> amqprpc's fields.
+
+Owns the property mapping of PROTOCOL.md sections 3-5, which uses AMQP properties unusually:
+`reply_to` carries the method name, `correlation_id` the client's reply queue and
+`message_id` the call number. Builds outgoing properties and validates incoming ones, turning
+a missing or garbled field into `ProtocolViolation`. Must not encode bodies, keep state or do
+I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._errors import ProtocolViolation, UsageError
+
+__all__ = [
+    "ERROR_HEADER",
+    "ERROR_TYPE_HEADER",
+    "MAX_ERROR_TEXT",
+    "Properties",
+    "ReplyInfo",
+    "Request",
+    "error_reply_properties",
+    "expiration_ms",
+    "is_shortstr",
+    "lenient_properties",
+    "parse_call_id",
+    "parse_reply",
+    "parse_request",
+    "reply_properties",
+    "request_properties",
+]
+
+ERROR_HEADER = "error"
+ERROR_TYPE_HEADER = "error_type"
+# Error texts travel in a header; a content-header frame must fit in the negotiated frame
+# size (RabbitMQ's default frame_max is 128 KiB), so long texts are cut to this many chars.
+MAX_ERROR_TEXT = 8192
+_SHORTSTR_MAX = 255  # AMQP 0-9-1 section 4.2.5.3: shortstr is at most 255 octets
+_UINT64_LIMIT = 1 << 64
+
+_SHORTSTR_FIELDS = (
+    "content_type",
+    "content_encoding",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Properties:
+    """AMQP 0-9-1 basic properties (the content header), with the AMQP field names.
+
+    Raises UsageError when a short-string field is not a `str` of at most 255 UTF-8 bytes.
+    """
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: Mapping[str, object] | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in _SHORTSTR_FIELDS:
+            value = getattr(self, field)
+            if value is not None and not is_shortstr(value):
+                raise UsageError(f"property {field} must be a str of at most 255 bytes: {value!r}")
+        if self.headers is not None and not isinstance(self.headers, Mapping):
+            raise UsageError(f"headers must be a mapping: {self.headers!r}")
+
+
+def is_shortstr(value: object) -> bool:
+    """Whether `value` is a str that fits an AMQP shortstr (at most 255 UTF-8 bytes)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return len(value) <= _SHORTSTR_MAX
+    try:
+        return len(value.encode("utf-8")) <= _SHORTSTR_MAX
+    except UnicodeEncodeError:  # lone surrogates cannot travel as UTF-8
+        return False
+
+
+def lenient_properties(fields: Mapping[str, object]) -> Properties:
+    """Build Properties from whatever a client library decoded, never raising.
+
+    Adapters use this for incoming messages, where anything may arrive: bytes are decoded as
+    UTF-8 (undecodable bytes become U+FFFD), and values of the wrong type are dropped, so that
+    the envelope parser, not the adapter, decides what is malformed.
+    """
+    clean: dict[str, object] = {}
+    for name in _SHORTSTR_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("utf-8", "replace")
+        if isinstance(value, str) and is_shortstr(value):
+            clean[name] = value
+    headers = fields.get("headers")
+    if isinstance(headers, Mapping):
+        clean["headers"] = {
+            (k.decode("utf-8", "replace") if isinstance(k, (bytes, bytearray)) else str(k)): v
+            for k, v in headers.items()
+        }
+    for name in ("delivery_mode", "priority", "timestamp"):
+        value = fields.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            clean[name] = value
+    return Properties(**clean)  # type: ignore[arg-type]
+
+
+def expiration_ms(timeout: float) -> str:
+    """The AMQP `expiration` for a call timeout: whole milliseconds, rounded up, as a string.
+
+    Raises UsageError unless `timeout` is a finite number greater than zero.
+    """
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise UsageError(f"timeout must be a number of seconds, not {timeout!r}")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise UsageError(f"timeout must be a finite number of seconds > 0, not {timeout!r}")
+    return str(math.ceil(timeout * 1000))
+
+
+def request_properties(
+    *, method: str, reply_queue: str, call_id: int, expiration: str | None
+) -> Properties:
+    """Properties of a request (PROTOCOL.md section 3)."""
+    return Properties(
+        reply_to=method, correlation_id=reply_queue, message_id=str(call_id), expiration=expiration
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """A request as a server sees it: the fields it must copy into the reply, and the body."""
+
+    method: str | None  # reply_to: "Service.Method"; None when absent
+    reply_queue: str  # correlation_id: never empty (a request without one cannot be answered)
+    call_id: str | None  # message_id, copied verbatim into the reply (None when absent)
+    body: bytes
+
+    def __post_init__(self) -> None:
+        if not self.reply_queue:
+            raise UsageError("a request needs a non-empty reply queue (correlation_id)")
+
+
+def parse_request(properties: Properties, body: bytes) -> Request:
+    """Validate an incoming request's properties.
+
+    Returns the Request. Raises ProtocolViolation when it carries no `correlation_id`: such a
+    request cannot be answered (and would stop a Go server for good: PROTOCOL.md section 3).
+    """
+    if not properties.correlation_id:
+        raise ProtocolViolation("request has no correlation_id (reply queue): cannot reply")
+    return Request(
+        method=properties.reply_to,
+        reply_queue=properties.correlation_id,
+        call_id=properties.message_id,
+        body=body,
+    )
+
+
+def reply_properties(request: Request) -> Properties:
+    """Properties of a success reply: reply_to, correlation_id, message_id copied (section 4)."""
+    return Properties(
+        reply_to=request.method, correlation_id=request.reply_queue, message_id=request.call_id
+    )
+
+
+def error_reply_properties(request: Request, text: str, error_type: str | None) -> Properties:
+    """Properties of an error reply: as a success reply, plus string-only error headers.
+
+    Every header value is a `str` (AMQP field type 'S'), the only kind every Go client reads
+    safely (PROTOCOL.md sections 5-6). An empty text would read as success to a Go client, so
+    it is replaced by the error type, or by "error".
+    """
+    text = text or error_type or "error"
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[: MAX_ERROR_TEXT - 3] + "..."
+    headers: dict[str, object] = {ERROR_HEADER: text}
+    if error_type:
+        headers[ERROR_TYPE_HEADER] = error_type
+    return Properties(
+        headers=headers,
+        reply_to=request.method,
+        correlation_id=request.reply_queue,
+        message_id=request.call_id,
+    )
+
+
+def parse_call_id(message_id: str | None) -> int:
+    """A call number as the client issued it: a decimal uint64.
+
+    Raises ProtocolViolation for anything else (absent, empty, non-decimal, out of range).
+    """
+    if not message_id or not (message_id.isascii() and message_id.isdecimal()):
+        raise ProtocolViolation(f"message_id is not a decimal call number: {message_id!r}")
+    value = int(message_id)
+    if value >= _UINT64_LIMIT:
+        raise ProtocolViolation(f"message_id is out of the uint64 range: {message_id!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyInfo:
+    """What a reply's properties say: whose call it answers and whether it failed."""
+
+    call_id: int
+    error: str | None  # a non-empty error text, or None for success
+    error_type: str | None
+    bad_error_header: object = None  # the value of an `error` header that is not a str
+
+
+def parse_reply(properties: Properties) -> ReplyInfo:
+    """Read a reply's properties (PROTOCOL.md section 5).
+
+    Returns ReplyInfo. Raises ProtocolViolation when `message_id` is not a call number (no call
+    can be identified). An `error` header of a type other than `str` does not raise: it is
+    reported in `bad_error_header` so that only the call it answers fails.
+    """
+    call_id = parse_call_id(properties.message_id)
+    headers = properties.headers
+    if not headers:
+        return ReplyInfo(call_id=call_id, error=None, error_type=None)
+    error = headers.get(ERROR_HEADER)
+    error_type = headers.get(ERROR_TYPE_HEADER)
+    type_name = error_type if isinstance(error_type, str) and error_type else None
+    if error is None or error == "":
+        return ReplyInfo(call_id=call_id, error=None, error_type=None)
+    if not isinstance(error, str):
+        return ReplyInfo(call_id=call_id, error=None, error_type=None, bad_error_header=error)
+    return ReplyInfo(call_id=call_id, error=error, error_type=type_name)

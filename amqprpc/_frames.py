@@ -1,0 +1,192 @@
+"""AMQP 0-9-1 content headers and field tables, byte for byte.
+
+Owns the binary form of `Properties` (AMQP 0-9-1 section 4.2.6.1, "content header" payload,
+class 60 `basic`) and of field tables (section 4.2.5.5, with RabbitMQ's field-type letters as
+listed in its errata). It is the reference that the test vectors of PROTOCOL.md section 10.1
+are checked against, and what an adapter may use to build frames itself. Encoding accepts
+only the header value types amqprpc ever sends: `str` (type 'S'), which every Go peer reads
+(PROTOCOL.md section 6). Decoding reads every type RabbitMQ knows. Must not do I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from decimal import Decimal
+
+from ._envelope import Properties, lenient_properties
+from ._errors import EncodeError, ProtocolViolation
+
+__all__ = [
+    "decode_content_header",
+    "decode_field_table",
+    "encode_content_header",
+    "encode_field_table",
+]
+
+_BASIC_CLASS = 60
+# (flag bit, property name, kind) in the order the properties follow the flags word.
+_LAYOUT = (
+    (15, "content_type", "s"),
+    (14, "content_encoding", "s"),
+    (13, "headers", "F"),
+    (12, "delivery_mode", "o"),
+    (11, "priority", "o"),
+    (10, "correlation_id", "s"),
+    (9, "reply_to", "s"),
+    (8, "expiration", "s"),
+    (7, "message_id", "s"),
+    (6, "timestamp", "T"),
+    (5, "type", "s"),
+    (4, "user_id", "s"),
+    (3, "app_id", "s"),
+    (2, "cluster_id", "s"),
+)
+
+
+def _shortstr(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return bytes((len(raw),)) + raw
+
+
+def encode_field_table(table: Mapping[str, object]) -> bytes:
+    """Encode a field table whose values are all `str` (type 'S').
+
+    Raises EncodeError for any other value type: amqprpc sends string headers only.
+    """
+    parts = []
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise EncodeError(
+                f"header {key!r}: only str values are sent, not {type(value).__name__}"
+            )
+        raw = value.encode("utf-8")
+        parts.append(_shortstr(key) + b"S" + struct.pack(">I", len(raw)) + raw)
+    payload = b"".join(parts)
+    return struct.pack(">I", len(payload)) + payload
+
+
+def encode_content_header(properties: Properties, body_size: int) -> bytes:
+    """The payload of a content-header frame for `properties` and a body of `body_size` bytes."""
+    flags = 0
+    parts = []
+    for bit, name, kind in _LAYOUT:
+        value = getattr(properties, name)
+        if value is None:
+            continue
+        flags |= 1 << bit
+        if kind == "s":
+            parts.append(_shortstr(value))
+        elif kind == "F":
+            parts.append(encode_field_table(value))
+        elif kind == "o":
+            parts.append(struct.pack(">B", value))
+        else:
+            parts.append(struct.pack(">Q", value))
+    return struct.pack(">HHQH", _BASIC_CLASS, 0, body_size, flags) + b"".join(parts)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, count: int) -> bytes:
+        end = self.pos + count
+        if end > len(self.data):
+            raise ProtocolViolation(f"truncated frame: need {count} bytes at offset {self.pos}")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def unpack(self, fmt: str) -> int | float:
+        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        return value  # type: ignore[no-any-return]
+
+    def shortstr(self) -> str:
+        return self.take(self.take(1)[0]).decode("utf-8", "replace")
+
+    def longstr(self) -> bytes:
+        return self.take(int(self.unpack(">I")))
+
+
+_FIXED = {
+    "b": ">b", "B": ">B", "s": ">h", "u": ">H", "I": ">i", "i": ">I",
+    "l": ">q", "L": ">Q", "f": ">f", "d": ">d", "T": ">Q",
+}  # fmt: skip
+
+
+def _field_value(reader: _Reader, depth: int) -> object:
+    kind = chr(reader.take(1)[0])
+    if kind in _FIXED:
+        return reader.unpack(_FIXED[kind])
+    if kind == "t":
+        return reader.take(1) != b"\x00"
+    if kind == "S":
+        return reader.longstr().decode("utf-8", "replace")
+    if kind == "x":
+        return reader.longstr()
+    if kind == "V":
+        return None
+    if kind == "D":
+        scale = int(reader.unpack(">B"))
+        return Decimal(int(reader.unpack(">i"))).scaleb(-scale)
+    if depth > 32:
+        raise ProtocolViolation("field table nested too deeply")
+    if kind == "F":
+        return _table(_Reader(reader.longstr()), depth + 1)
+    if kind == "A":
+        inner = _Reader(reader.longstr())
+        items = []
+        while inner.pos < len(inner.data):
+            items.append(_field_value(inner, depth + 1))
+        return items
+    raise ProtocolViolation(f"unknown field type {kind!r}")
+
+
+def _table(reader: _Reader, depth: int) -> dict[str, object]:
+    table = {}
+    while reader.pos < len(reader.data):
+        key = reader.shortstr()
+        table[key] = _field_value(reader, depth)
+    return table
+
+
+def decode_field_table(data: bytes) -> dict[str, object]:
+    """Decode a field table (4-byte length prefix included).
+
+    Raises ProtocolViolation when it is truncated or holds an unknown field type.
+    """
+    reader = _Reader(data)
+    table = _table(_Reader(reader.longstr()), 0)
+    if reader.pos != len(data):
+        raise ProtocolViolation("trailing bytes after field table")
+    return table
+
+
+def decode_content_header(payload: bytes) -> tuple[int, Properties]:
+    """Decode a content-header payload.
+
+    Returns (body size, Properties). Raises ProtocolViolation when it is malformed.
+    """
+    reader = _Reader(payload)
+    class_id, _weight, body_size, flags = struct.unpack(">HHQH", reader.take(14))
+    if class_id != _BASIC_CLASS:
+        raise ProtocolViolation(f"content header of class {class_id}, not basic (60)")
+    fields: dict[str, object] = {}
+    for bit, name, kind in _LAYOUT:
+        if not flags & (1 << bit):
+            continue
+        if kind == "s":
+            fields[name] = reader.shortstr()
+        elif kind == "F":
+            fields[name] = _table(_Reader(reader.longstr()), 0)
+        elif kind == "o":
+            fields[name] = reader.unpack(">B")
+        else:
+            fields[name] = reader.unpack(">Q")
+    if reader.pos != len(payload):
+        raise ProtocolViolation("trailing bytes after content header properties")
+    return body_size, lenient_properties(fields)

@@ -1,0 +1,207 @@
+"""The server side of the protocol: deliveries in, replies and acks out.
+
+Owns the life of each request delivery (RECEIVED -> INVOKING -> SETTLED) and what a server
+must answer to it (PROTOCOL.md sections 3-4 and 9): decode the argument, find the handler,
+turn the handler's result or exception into a reply, and order the reply and the ack as the
+ack mode says. A bad request never raises out of here: it becomes an error reply when it can
+be routed, and is rejected (dead-lettered or dropped) and logged when it cannot. Running the
+handler is the adapter's job (on a loop or in a thread), through `call_handler` /
+`call_handler_async`, which catch every handler exception. No I/O, no clock, no threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ._dispatch import Handler, NotFound, Registry
+from ._envelope import (
+    Request,
+    error_reply_properties,
+    parse_request,
+    reply_properties,
+)
+from ._errors import EncodeError, ProtocolViolation, UsageError
+from ._events import Ack, Action, Delivery, Publish, Reject
+from ._formatters import Formatter, pack_body, unpack_body
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "AckMode",
+    "DeliveryState",
+    "Invoke",
+    "Outcome",
+    "Received",
+    "ServerProtocol",
+    "call_handler",
+    "call_handler_async",
+]
+
+logger = logging.getLogger(__name__)
+
+AckMode = Literal["late", "early"]
+DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024  # RabbitMQ's default max_message_size
+
+
+class DeliveryState(enum.Enum):
+    """Where a request delivery is; SETTLED deliveries leave the server's table."""
+
+    RECEIVED = "received"
+    INVOKING = "invoking"
+    SETTLED = "settled"
+
+
+_TRANSITIONS = {
+    (DeliveryState.RECEIVED, "invoke"): DeliveryState.INVOKING,
+    (DeliveryState.RECEIVED, "answer"): DeliveryState.SETTLED,  # answered without a handler
+    (DeliveryState.INVOKING, "answer"): DeliveryState.SETTLED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invoke:
+    """A request ready to run: call `handler.func(arg)`, then hand the outcome to `finish`."""
+
+    request: Request
+    handler: Handler
+    arg: object
+    delivery_tag: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a handler did: returned `value`, or raised `error`."""
+
+    value: object = None
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received:
+    """The answer to a delivery: actions to perform now, and maybe a handler to run."""
+
+    actions: tuple[Action, ...]
+    invoke: Invoke | None = None
+
+
+def call_handler(invoke: Invoke) -> Outcome:
+    """Run a plain (sync) handler; safe in any thread. Returns its Outcome, never raises
+    an Exception (BaseExceptions such as KeyboardInterrupt pass through)."""
+    try:
+        return Outcome(value=invoke.handler.func(invoke.arg))
+    except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
+        return Outcome(error=exc)
+
+
+async def call_handler_async(invoke: Invoke) -> Outcome:
+    """Run an `async def` handler. Returns its Outcome; never raises an Exception."""
+    try:
+        return Outcome(value=await invoke.handler.func(invoke.arg))
+    except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
+        return Outcome(error=exc)
+
+
+class ServerProtocol:
+    """Turns request deliveries into handler invocations, replies and acks."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        formatter: Formatter,
+        ack: AckMode = "late",
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if ack not in ("late", "early"):
+            raise UsageError(f"ack must be 'late' or 'early', not {ack!r}")
+        self.registry = registry
+        self.formatter = formatter
+        self.ack: AckMode = ack
+        self.max_body_size = max_body_size
+        self._states: dict[int, DeliveryState] = {}
+        try:  # Go sends the encoding of an empty struct with an error ({} / 0x80)
+            self._error_body = pack_body(formatter, {})
+        except EncodeError:
+            self._error_body = b""
+
+    @property
+    def in_flight(self) -> int:
+        """How many deliveries are received but not yet answered."""
+        return len(self._states)
+
+    def receive(self, delivery: Delivery) -> Received:
+        """Take one request delivery. Returns the actions to perform now and, unless the
+        request was answered or dropped on the spot, the Invoke to run. Never raises."""
+        tag = delivery.delivery_tag
+        early: tuple[Action, ...] = (Ack(delivery_tag=tag),) if self.ack == "early" else ()
+        try:
+            request = parse_request(delivery.properties, delivery.body)
+        except ProtocolViolation as exc:
+            logger.warning("dropping request (delivery %d): %s", tag, exc)
+            return Received(actions=early or (Reject(delivery_tag=tag, requeue=False),))
+        self._states[tag] = DeliveryState.RECEIVED
+        if len(delivery.body) > self.max_body_size:
+            text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
+            error = ProtocolViolation(f"{text} of {self.max_body_size} bytes")
+            return Received(actions=early + self._answer(tag, request, Outcome(error=error)))
+        found = self.registry.lookup(request.method)
+        if isinstance(found, NotFound):
+            reply = self._error(request, found.text, None)
+            return Received(actions=early + self._settle(tag, reply))
+        try:
+            arg = unpack_body(self.formatter, request.body)
+        except ProtocolViolation as exc:
+            return Received(actions=early + self._answer(tag, request, Outcome(error=exc)))
+        self._transition(tag, "invoke")
+        invoke = Invoke(request=request, handler=found, arg=arg, delivery_tag=tag)
+        return Received(actions=early, invoke=invoke)
+
+    def finish(self, invoke: Invoke, outcome: Outcome) -> tuple[Action, ...]:
+        """A handler ended. Returns the reply to publish, then (ack="late") the ack."""
+        if outcome.error is not None:
+            exc = outcome.error
+            logger.info("%s raised %s", invoke.handler.name, type(exc).__name__)
+            logger.debug("%s traceback", invoke.handler.name, exc_info=exc)
+        return self._answer(invoke.delivery_tag, invoke.request, outcome)
+
+    def _answer(self, tag: int, request: Request, outcome: Outcome) -> tuple[Action, ...]:
+        if outcome.error is not None:
+            exc = outcome.error
+            return self._settle(tag, self._error(request, str(exc), type(exc).__name__))
+        try:
+            body = pack_body(self.formatter, outcome.value)
+            if len(body) > self.max_body_size:
+                raise EncodeError(f"result of {len(body)} bytes exceeds the size limit")
+        except EncodeError as exc:
+            text = f"amqprpc: cannot encode result: {exc}"
+            return self._settle(tag, self._error(request, text, type(exc).__name__))
+        reply = Publish(
+            routing_key=request.reply_queue, properties=reply_properties(request), body=body
+        )
+        return self._settle(tag, reply)
+
+    def _error(self, request: Request, text: str, error_type: str | None) -> Publish:
+        properties = error_reply_properties(request, text, error_type)
+        return Publish(
+            routing_key=request.reply_queue, properties=properties, body=self._error_body
+        )
+
+    def _settle(self, tag: int, reply: Publish) -> tuple[Action, ...]:
+        self._transition(tag, "answer")
+        if self.ack == "late":
+            return (reply, Ack(delivery_tag=tag))
+        return (reply,)
+
+    def _transition(self, tag: int, trigger: str) -> None:
+        state = _TRANSITIONS[(self._states[tag], trigger)]
+        if state is DeliveryState.SETTLED:
+            del self._states[tag]
+        else:
+            self._states[tag] = state
+
+    def states(self) -> Mapping[int, DeliveryState]:
+        """Unsettled deliveries by delivery tag (a read-only view)."""
+        return dict(self._states)

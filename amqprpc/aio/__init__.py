@@ -1,0 +1,3 @@
+"""aio adapter (not yet implemented)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sync adapter (not yet implemented)."""
+
+__all__: list[str] = []
