@@ -39,9 +39,23 @@ from ._events import (
 from ._formatters import Formatter, Json, MsgPack
 from ._naming import go_name, wire_name
 from ._pending import CallState, PendingTable
+from ._proxy import RemoteMethod, ServiceProxy
 from ._server import Invoke, Outcome, Received, ServerProtocol, call_handler, call_handler_async
 
 __version__ = "0.1.0"
+
+_ASYNC_ENTRY_POINTS = ("server_codec", "client_codec")
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: `amqprpc.server_codec` / `amqprpc.client_codec` are the async ones, imported
+    # on first use so that `import amqprpc` never loads aioamqp or asyncio.
+    if name in _ASYNC_ENTRY_POINTS:
+        from . import aio
+
+        return getattr(aio, name)
+    raise AttributeError(f"module 'amqprpc' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -77,9 +91,11 @@ __all__ = [
     "Registry",
     "Reject",
     "RemoteError",
+    "RemoteMethod",
     "Request",
     "Returned",
     "ServerProtocol",
+    "ServiceProxy",
     "Unroutable",
     "UsageError",
     "WaitFor",

@@ -109,7 +109,9 @@ class Registry:
     def _function_entry(
         self, func: Any, name: str | None
     ) -> tuple[str, tuple[str, ...], Callable[[Any], Any]]:
-        wire = str(name or getattr(func, WIRE_NAME_ATTR, None) or getattr(func, "__name__", ""))
+        if name is None:  # an explicit name="" is checked (and refused), not replaced
+            name = str(getattr(func, WIRE_NAME_ATTR, None) or getattr(func, "__name__", ""))
+        wire = name
         _check_name(wire)
         _check_one_argument(func, wire)
         return wire, (), func
@@ -117,7 +119,7 @@ class Registry:
     def _instance_entries(
         self, obj: object, service: str | None
     ) -> list[tuple[str, tuple[str, ...], Callable[[Any], Any]]]:
-        service = service or type(obj).__name__
+        service = type(obj).__name__ if service is None else service
         _check_name(service)
         entries: list[tuple[str, tuple[str, ...], Callable[[Any], Any]]] = []
         cls = type(obj)

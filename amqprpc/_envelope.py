@@ -183,6 +183,12 @@ def reply_properties(request: Request) -> Properties:
     )
 
 
+def _utf8_safe(text: str) -> str:
+    # Header values travel as UTF-8 (AMQP longstr). Lone surrogates, as in an OSError about an
+    # os.fsdecode()d path, cannot, and would make the error reply unsendable: replace them.
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def error_reply_properties(request: Request, text: str, error_type: str | None) -> Properties:
     """Properties of an error reply: as a success reply, plus string-only error headers.
 
@@ -190,12 +196,12 @@ def error_reply_properties(request: Request, text: str, error_type: str | None) 
     safely (PROTOCOL.md sections 5-6). An empty text would read as success to a Go client, so
     it is replaced by the error type, or by "error".
     """
-    text = text or error_type or "error"
+    text = _utf8_safe(text or error_type or "error")
     if len(text) > MAX_ERROR_TEXT:
         text = text[: MAX_ERROR_TEXT - 3] + "..."
     headers: dict[str, object] = {ERROR_HEADER: text}
     if error_type:
-        headers[ERROR_TYPE_HEADER] = error_type
+        headers[ERROR_TYPE_HEADER] = _utf8_safe(error_type)
     return Properties(
         headers=headers,
         reply_to=request.method,

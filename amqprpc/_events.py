@@ -111,10 +111,14 @@ class Consume:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitFor:
-    """Wait until call `call_id` ends or `deadline` (on the core's clock) passes."""
+    """Wait until call `call_id` ends or `deadline` (on the core's clock) passes.
+
+    `token` is what the adapter attached to the call (e.g. the future its reply resolves).
+    """
 
     call_id: int
     deadline: float
+    token: object = None
 
 
 Action = Publish | Ack | Reject | DeclareQueue | Qos | Consume | WaitFor

@@ -16,7 +16,15 @@ from ._client import ClientProtocol
 from ._errors import ProtocolViolation
 from ._events import Action, CallDone, Consume, DeclareQueue, Event, Qos, WaitFor
 
-__all__ = ["Op", "QueueDeclared", "call_op", "client_setup_op", "server_setup_op"]
+__all__ = [
+    "Op",
+    "QueueDeclared",
+    "call_op",
+    "client_setup_op",
+    "consume_op",
+    "request_queue_declaration",
+    "server_setup_op",
+]
 
 R = TypeVar("R")
 
@@ -40,11 +48,19 @@ def request_queue_declaration(queue: str) -> DeclareQueue:
     return DeclareQueue(queue=queue, durable=False, exclusive=False, auto_delete=False)
 
 
-def server_setup_op(queue: str, *, prefetch: int, no_ack: bool = False) -> Op[None]:
-    """Declare the request queue, limit unacked deliveries, start consuming it."""
+def server_setup_op(
+    queue: str, *, prefetch: int, no_ack: bool = False, consume: bool = True
+) -> Op[None]:
+    """Declare the request queue, limit unacked deliveries, and (`consume`) consume it."""
     yield request_queue_declaration(queue)
     if not no_ack:
         yield Qos(prefetch_count=prefetch)
+    if consume:
+        yield from consume_op(queue, no_ack=no_ack)
+
+
+def consume_op(queue: str, *, no_ack: bool = False) -> Op[None]:
+    """Start consuming the request queue (a server starts once it has handlers)."""
     yield Consume(queue=queue, no_ack=no_ack)
 
 
@@ -67,11 +83,19 @@ def call_op(
 ) -> Op[object]:  # fmt: skip
     """One call: publish the request, wait for its end. Returns the result.
 
-    Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable, ConnectionLost, ...).
+    An exception thrown in by the pump (a failed publish, a cancelled wait) cancels the call
+    and propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
+    ConnectionLost, ...).
     """
     started = proto.start_call(method, arg, now=now, timeout=timeout, token=token)
-    yield started.publish
-    done = yield WaitFor(call_id=started.call_id, deadline=started.deadline)
+    try:
+        yield started.publish
+        done = yield WaitFor(call_id=started.call_id, deadline=started.deadline, token=token)
+    except BaseException:
+        # The publish failed, or the caller stopped waiting (cancelled, interrupted): the
+        # call ends here, so its pending entry must go too.
+        proto.cancel(started.call_id)
+        raise
     if not isinstance(done, CallDone):
         raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
     return done.result()

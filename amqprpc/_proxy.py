@@ -1,0 +1,68 @@
+"""Service proxies: `client.get_user(x)` -> a call of `Service.GetUser`.
+
+Owns the client-side spelling of method names (PROTOCOL.md section 7): attribute names are
+sent in Go style, names already in Go style go verbatim, private names are refused. A proxy
+only names the method; the codec it wraps makes the call, so one proxy serves the sync codec
+(returns the result) and the async one (returns an awaitable). No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from ._naming import go_name
+
+__all__ = ["RemoteMethod", "ServiceProxy"]
+
+R = TypeVar("R")
+
+Caller = Callable[[str, object, "float | None"], R]
+
+
+class RemoteMethod(Generic[R]):
+    """One remote method; call it with one argument (and an optional `timeout=`)."""
+
+    __slots__ = ("_call", "_future", "name")
+
+    def __init__(
+        self, name: str, call: Caller[R], future: Callable[[str, object, float | None], object]
+    ) -> None:
+        self.name = name
+        self._call = call
+        self._future = future
+
+    def __call__(self, arg: object = None, *, timeout: float | None = None) -> R:
+        """Call the method. Returns what the codec's `call` returns (a result or awaitable)."""
+        return self._call(self.name, arg, timeout)
+
+    def future(self, arg: object = None, *, timeout: float | None = None) -> object:
+        """Start the call without waiting. Returns the codec's future for it."""
+        return self._future(self.name, arg, timeout)
+
+    def __repr__(self) -> str:
+        return f"<RemoteMethod {self.name}>"
+
+
+class ServiceProxy(Generic[R]):
+    """Attributes are the remote methods of one service: `proxy.Mul(...)`, `proxy.mul(...)`."""
+
+    def __init__(
+        self,
+        service: str,
+        call: Caller[R],
+        future: Callable[[str, object, float | None], object] | None = None,
+    ) -> None:
+        self._service = service
+        self._call = call
+        self._future = future or call
+
+    def __getattr__(self, attr: str) -> RemoteMethod[R]:
+        if attr.startswith("_"):
+            raise AttributeError(attr)  # private names are never remote methods
+        method = RemoteMethod(f"{self._service}.{go_name(attr)}", self._call, self._future)
+        setattr(self, attr, method)  # cache: the next lookup is a plain attribute read
+        return method
+
+    def __repr__(self) -> str:
+        return f"<ServiceProxy {self._service}>"

@@ -1,0 +1,213 @@
+"""aioamqp <-> amqprpc actions and events. The only module that imports aioamqp.
+
+`AioLink` performs the core's actions on one aioamqp channel and feeds deliveries and
+returns back as events; `run` is the async pump that drives a core op. Client-library
+exceptions become amqprpc errors here (`map_exceptions`), and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import aioamqp
+import aioamqp.exceptions
+
+from .._envelope import Properties, lenient_properties
+from .._errors import BrokerError, ConnectionLost, RPCError
+from .._events import (
+    Ack,
+    Action,
+    Consume,
+    DeclareQueue,
+    Delivery,
+    Event,
+    Publish,
+    Qos,
+    Reject,
+    Returned,
+    WaitFor,
+)
+from .._ops import Op, QueueDeclared
+
+__all__ = ["AioLink", "map_exceptions", "run"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONNECTION_ERRORS = (aioamqp.exceptions.AmqpClosedConnection, ConnectionError, OSError)
+
+
+@contextlib.contextmanager
+def map_exceptions(what: str) -> Iterator[None]:
+    """Turn aioamqp and socket exceptions raised inside into amqprpc errors."""
+    try:
+        yield
+    except aioamqp.exceptions.ChannelClosed as exc:
+        if exc.code and exc.code >= 400:  # AMQP 0-9-1 soft/hard error reply codes
+            raise BrokerError(exc.code, f"{what}: {exc.message}") from exc
+        raise ConnectionLost(f"{what}: channel closed") from exc
+    except _CONNECTION_ERRORS as exc:
+        raise ConnectionLost(f"{what}: connection closed") from exc
+    except aioamqp.exceptions.AioamqpException as exc:
+        raise RPCError(f"{what}: {exc!r}") from exc
+
+
+def _to_wire(properties: Properties) -> dict[str, Any]:
+    wire: dict[str, Any] = {}
+    for name in Properties.__slots__:
+        value = getattr(properties, name)
+        if value is None:
+            continue
+        if name == "type":
+            name = "message_type"
+        elif name == "timestamp":
+            value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        wire[name] = value
+    return wire
+
+
+def _from_wire(props: Any) -> Properties:
+    fields = {name: getattr(props, name, None) for name in Properties.__slots__}
+    fields["type"] = getattr(props, "message_type", None)
+    stamp = fields["timestamp"]
+    fields["timestamp"] = int(stamp.timestamp()) if isinstance(stamp, datetime.datetime) else None
+    return lenient_properties(fields)
+
+
+class AioLink:
+    """One aioamqp channel, seen through the core's actions and events."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.on_delivery: Callable[[Delivery], None] = _unhandled
+        self.on_return: Callable[[Returned], None] = _unhandled
+        self.on_wait: Callable[[WaitFor], None] = _unhandled
+        self.consumer_tag: str | None = None
+
+    @classmethod
+    async def open(cls, protocol: Any) -> AioLink:
+        """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
+        link = cls(None)
+        with map_exceptions("opening a channel"):
+            link.channel = await protocol.channel(return_callback=link._returned)
+        return link
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel (and so its connection) is still open."""
+        return bool(self.channel.is_open)
+
+    async def wait_closed(self) -> None:
+        """Wait until the channel closes, for whatever reason."""
+        await self.channel.close_event.wait()
+
+    async def perform(self, action: Action) -> Event | QueueDeclared | None:
+        """Carry out one action. Returns the event it produced, if any. Raises RPCError."""
+        channel = self.channel
+        if isinstance(action, Publish):
+            with map_exceptions(f"publishing to {action.routing_key!r}"):
+                await channel.basic_publish(
+                    action.body,
+                    action.exchange,
+                    action.routing_key,
+                    properties=_to_wire(action.properties),
+                    mandatory=action.mandatory,
+                )
+            return None
+        if isinstance(action, WaitFor):
+            self.on_wait(action)
+            token: Awaitable[Event] = action.token  # type: ignore[assignment]
+            return await token
+        if isinstance(action, Ack):
+            with map_exceptions("acknowledging"):
+                await channel.basic_client_ack(action.delivery_tag, multiple=action.multiple)
+            return None
+        if isinstance(action, Reject):
+            with map_exceptions("rejecting"):
+                await channel.basic_reject(action.delivery_tag, requeue=action.requeue)
+            return None
+        if isinstance(action, DeclareQueue):
+            with map_exceptions(f"declaring queue {action.queue!r}"):
+                ok = await channel.queue_declare(
+                    action.queue,
+                    durable=action.durable,
+                    exclusive=action.exclusive,
+                    auto_delete=action.auto_delete,
+                )
+            return QueueDeclared(ok["queue"], ok["message_count"], ok["consumer_count"])
+        if isinstance(action, Qos):
+            with map_exceptions("setting prefetch"):
+                await channel.basic_qos(prefetch_count=action.prefetch_count)
+            return None
+        if isinstance(action, Consume):
+            with map_exceptions(f"consuming {action.queue!r}"):
+                ok = await channel.basic_consume(
+                    self._delivered,
+                    queue_name=action.queue,
+                    no_ack=action.no_ack,
+                    exclusive=action.exclusive,
+                )
+            self.consumer_tag = ok["consumer_tag"]
+            return None
+        raise TypeError(f"unknown action {action!r}")
+
+    async def stop_consuming(self) -> None:
+        """Cancel our consumer (basic.cancel); deliveries stop once the broker confirms."""
+        if self.consumer_tag is not None and self.is_open:
+            with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
+                await self.channel.basic_cancel(self.consumer_tag)
+            self.consumer_tag = None
+
+    async def close(self) -> None:
+        """Close the channel; a channel that is already closed is left as it is."""
+        if self.is_open:
+            with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
+                await self.channel.close()
+
+    # aioamqp awaits these callbacks inside its frame reader: they must not block.
+    async def _delivered(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:
+        delivery = Delivery(
+            properties=_from_wire(props),
+            body=body,
+            delivery_tag=envelope.delivery_tag,
+            redelivered=bool(envelope.is_redeliver),
+        )
+        self.on_delivery(delivery)
+
+    async def _returned(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:
+        returned = Returned(
+            reply_code=envelope.reply_code,
+            reply_text=envelope.reply_text or "",
+            routing_key=envelope.routing_key or "",
+            properties=_from_wire(props),
+            body=body,
+        )
+        self.on_return(returned)
+
+
+def _unhandled(event: object) -> None:
+    logger.debug("no handler for %r", event)
+
+
+async def run(op: Op[T], link: AioLink) -> T:
+    """Drive a core op to its end on `link`. Returns its value; raises what it raises.
+
+    An exception from performing an action (or a cancellation while waiting) is thrown into
+    the op, so the core can end the call it belongs to before it propagates.
+    """
+    try:
+        action = next(op)
+        while True:
+            try:
+                event = await link.perform(action)
+            except BaseException as exc:  # noqa: BLE001 - handed to the op, which re-raises
+                action = op.throw(exc)
+            else:
+                action = op.send(event)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

@@ -1,0 +1,213 @@
+"""The async server codec: serves registered handlers from a request queue over aioamqp.
+
+Thin by design (STYLE.md section 3): the core decodes, dispatches and builds replies and acks;
+this module runs each request as its own task (aioamqp awaits consumer callbacks inside its
+frame reader, so nothing may wait there), `async def` handlers on the loop and plain ones in a
+thread pool, and performs the core's actions on the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from .._dispatch import Registry
+from .._errors import RPCError, UsageError
+from .._events import Action, Delivery
+from .._formatters import FormatterLike, as_formatter
+from .._ops import consume_op, server_setup_op
+from .._server import (
+    DEFAULT_MAX_BODY_SIZE,
+    AckMode,
+    Received,
+    ServerProtocol,
+    call_handler,
+    call_handler_async,
+)
+from ._link import AioLink, run
+
+__all__ = ["AsyncServerCodec", "server_codec"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONCURRENCY = 64
+
+
+class AsyncServerCodec:
+    """Serves one request queue. Consuming starts with the first `register()`."""
+
+    def __init__(
+        self,
+        link: AioLink,
+        proto: ServerProtocol,
+        *,
+        queue: str,
+        max_concurrency: int,
+        executor: Executor | None,
+        max_workers: int | None,
+        grace: float,
+    ) -> None:
+        self._link = link
+        self._proto = proto
+        self._queue = queue
+        self._max_concurrency = max_concurrency
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
+        )
+        self._grace = grace
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._consuming: asyncio.Task[None] | None = None
+        self._closing = False
+        link.on_delivery = self._on_request
+        self._watcher = self._loop.create_task(self._watch())
+
+    @property
+    def queue(self) -> str:
+        """The request queue served."""
+        return self._queue
+
+    @property
+    def registry(self) -> Registry:
+        """The dispatch table: which wire names this server answers."""
+        return self._proto.registry
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return self._proto.in_flight
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the server's channel is open (it closes with the connection)."""
+        return self._link.is_open and not self._closing
+
+    def register(self, target: object, *, name: str | None = None) -> list[str]:
+        """Serve `target` (an instance's public methods, or a function); see Registry.register.
+
+        Returns the wire names added. The first registration starts consuming the queue.
+        Raises RegistrationError.
+        """
+        names = self._proto.registry.register(target, name=name)
+        if self._consuming is None and not self._closing:
+            self._consuming = self._loop.create_task(self._start())
+        return names
+
+    async def started(self) -> None:
+        """Wait until the server consumes its queue. Raises UsageError before any register()."""
+        if self._consuming is None:
+            raise UsageError("nothing registered yet: register() starts the server")
+        await asyncio.shield(self._consuming)
+
+    async def _start(self) -> None:
+        await run(consume_op(self._queue), self._link)
+
+    async def wait_closed(self) -> None:
+        """Wait until the server's channel closes (close(), a broker error, connection loss)."""
+        await self._link.wait_closed()
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop consuming, let in-flight handlers finish within `grace` seconds, close."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._link.stop_consuming()
+        if self._tasks:
+            timeout = self._grace if grace is None else grace
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            if late:
+                logger.warning("closing with %d requests unanswered after %gs", len(late), timeout)
+                for task in late:
+                    task.cancel()
+        self._watcher.cancel()
+        await self._link.close()
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> AsyncServerCodec:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.close()
+
+    def _on_request(self, delivery: Delivery) -> None:
+        task = self._loop.create_task(self._handle(self._proto.receive(delivery)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, received: Received) -> None:
+        try:
+            await self._perform(received.actions)
+            invoke = received.invoke
+            if invoke is None:
+                return
+            if invoke.handler.is_async:
+                outcome = await call_handler_async(invoke)
+            else:
+                outcome = await self._loop.run_in_executor(self._executor, call_handler, invoke)
+            await self._perform(self._proto.finish(invoke, outcome))
+        except RPCError as exc:  # the channel went away: the broker requeues unacked requests
+            logger.warning("could not answer a request: %s", exc)
+
+    async def _perform(self, actions: tuple[Action, ...]) -> None:
+        for action in actions:
+            await self._link.perform(action)
+
+    async def _watch(self) -> None:
+        await self._link.wait_closed()
+        if not self._closing:
+            logger.error("server channel for %r closed; no longer serving", self._queue)
+
+
+async def server_codec(
+    protocol: Any,
+    queue: str,
+    formatter: FormatterLike,
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ack: AckMode = "late",
+    executor: Executor | None = None,
+    max_workers: int | None = None,
+    grace: float = 10.0,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    registry: Registry | None = None,
+) -> AsyncServerCodec:
+    """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`).
+
+    Opens its own channel and declares the queue exactly as Go peers do, so Go and Python
+    servers can share it. `max_concurrency` bounds requests in progress (basic.qos prefetch);
+    `ack="late"` (default) acks each request after its reply is published, `"early"` on
+    receipt, as go-amqprpc does. Plain handlers run in `executor` (default: a thread pool of
+    `max_workers`). Raises UsageError for bad options, ConnectionLost or BrokerError (e.g.
+    406 when the queue exists with other flags).
+    """
+    if not 1 <= max_concurrency <= 65535:
+        raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
+    proto = ServerProtocol(
+        registry=registry if registry is not None else Registry(),
+        formatter=as_formatter(formatter),
+        ack=ack,
+        max_body_size=max_body_size,
+    )
+    link = await AioLink.open(protocol)
+    try:
+        await run(server_setup_op(queue, prefetch=max_concurrency, consume=False), link)
+    except BaseException:
+        await link.close()
+        raise
+    return AsyncServerCodec(
+        link,
+        proto,
+        queue=queue,
+        max_concurrency=max_concurrency,
+        executor=executor,
+        max_workers=max_workers,
+        grace=grace,
+    )

@@ -1,0 +1,58 @@
+"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+BROKER_URL = os.environ.get("AMQPRPC_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
+_HERE = Path(__file__).parent
+_broker_checked: str | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration talks to the broker."""
+    for item in items:
+        if (_HERE / "integration") in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.broker)
+
+
+def _check_broker() -> None:
+    global _broker_checked
+    if _broker_checked is not None:
+        return
+    url = urlparse(BROKER_URL)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), 5):
+            pass
+    except OSError as exc:
+        pytest.fail(
+            f"no RabbitMQ at {url.hostname}:{url.port or 5672} ({exc}). Start one "
+            "(`rabbitmq-server -detached`), set AMQPRPC_TEST_URL, or deselect with "
+            '-m "not broker"',
+            pytrace=False,
+        )
+    _broker_checked = BROKER_URL
+
+
+@pytest.fixture
+def broker_url() -> str:
+    """The URL of a reachable broker; fails the test loudly when none answers."""
+    _check_broker()
+    return BROKER_URL
+
+
+@pytest.fixture
+def queue_name(broker_url: str) -> Iterator[str]:
+    """A request-queue name no other test uses; the queue is deleted afterwards."""
+    name = f"amqprpc-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    from tests.integration.raw import delete_queue
+
+    delete_queue(broker_url, name)
