@@ -169,6 +169,13 @@ class ClientProtocol(Generic[T]):
         """The caller gave up on a call. Returns whether it was still pending."""
         return self.pending.cancel(call_id) is not IGNORED
 
+    def publish_failed(self, call_id: int, error: RPCError) -> CallDone[T] | Ignored:
+        """The adapter could not publish a started call. Returns it, ended with `error`."""
+        entry = self.pending.cancel(call_id)
+        if entry is IGNORED:
+            return IGNORED
+        return self._done(entry, error)
+
     def fail_all(self, reason: str) -> list[CallDone[T]]:
         """End every pending call with ConnectionLost(reason) (connection gone, or closing)."""
         return [self._done(entry, ConnectionLost(reason)) for entry in self.pending.fail_all()]

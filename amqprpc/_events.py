@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._envelope import Properties
 from ._errors import RPCError, UsageError
@@ -167,4 +167,4 @@ class CallDone(Generic[T]):
         return self.value
 
 
-Event = Delivery | Returned | CallDone[object]
+Event = Delivery | Returned | CallDone[Any]

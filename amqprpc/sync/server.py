@@ -1,0 +1,269 @@
+"""The sync server codec: serves registered handlers from a request queue over pika.
+
+`serve_forever()` runs pika's I/O loop on the calling thread; handlers run on a worker pool
+(and `async def` ones on an event loop the server owns), so a slow handler never starves
+heartbeats or other requests. Results come back to the I/O thread through pika's one
+thread-safe call. Thin by design (STYLE.md section 3): the core decodes, dispatches and builds
+replies and acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from .._dispatch import Registry
+from .._errors import ConnectionLost, RPCError, UsageError
+from .._events import Delivery
+from .._formatters import FormatterLike, as_formatter
+from .._ops import consume_op, server_setup_op
+from .._server import (
+    DEFAULT_MAX_BODY_SIZE,
+    AckMode,
+    Invoke,
+    Outcome,
+    ServerProtocol,
+    call_handler,
+    call_handler_async,
+)
+from ._link import PikaLink, clock, connection_parameters, is_connection, run
+
+__all__ = ["ServerCodec", "server_codec"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONCURRENCY = 64
+_IDLE_WAKEUP = 1.0
+
+
+class ServerCodec:
+    """Serves one request queue from the thread that calls `serve_forever()`."""
+
+    def __init__(
+        self,
+        link: PikaLink,
+        proto: ServerProtocol,
+        *,
+        queue: str,
+        max_workers: int | None,
+        grace: float,
+    ) -> None:
+        self._link = link
+        self._proto = proto
+        self._queue = queue
+        self._grace = grace
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
+        )
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._athread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._serving = threading.Lock()
+        self._closed = False
+        # A caller's BlockingConnection belongs to the thread that made it (pika is not
+        # thread-safe); a connection the codec opened may be served from any one thread.
+        self._owner = None if link.owned else threading.get_ident()
+        link.on_delivery = self._on_request
+
+    @property
+    def queue(self) -> str:
+        """The request queue served."""
+        return self._queue
+
+    @property
+    def registry(self) -> Registry:
+        """The dispatch table: which wire names this server answers."""
+        return self._proto.registry
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return self._proto.in_flight
+
+    def register(self, target: object, *, name: str | None = None) -> list[str]:
+        """Serve `target` (an instance's public methods, or a function). Returns the wire names
+        added. Raises RegistrationError. Register before `serve_forever()`."""
+        return self._proto.registry.register(target, name=name)
+
+    def stop(self) -> None:
+        """Ask `serve_forever()` to stop and drain; callable from any thread or signal handler."""
+        self._stop.set()
+        if self._link.is_open:
+            try:
+                self._link.call_threadsafe(lambda: None)  # wake the I/O loop
+            except ConnectionLost:
+                pass
+
+    def serve_forever(self) -> None:
+        """Consume and answer requests until `stop()` (or SIGINT/SIGTERM on the main thread),
+        then stop consuming, let in-flight handlers finish within the grace period, and close.
+
+        Raises ConnectionLost when the connection or channel is lost (after logging it); the
+        documented recovery is to make a new codec on a new connection and serve again.
+        Raises UsageError when nothing is registered, or when already serving or closed.
+        """
+        if not len(self._proto.registry):
+            raise UsageError("nothing registered: register() handlers before serving")
+        if self._owner is not None and self._owner != threading.get_ident():
+            raise UsageError(
+                "this server runs on a caller's pika BlockingConnection, which belongs to the "
+                "thread that created it; serve from that thread, or pass a URL"
+            )
+        if self._closed or not self._serving.acquire(blocking=False):
+            raise UsageError("this server is already serving, or closed")
+        restore = self._install_signal_handlers()
+        try:
+            run(consume_op(self._queue), self._link)
+            logger.info("serving %d methods on %r", len(self._proto.registry), self._queue)
+            while not self._stop.is_set():
+                self._link.process(_IDLE_WAKEUP)
+            self._drain()
+        except ConnectionLost:
+            logger.error("server connection for %r lost; no longer serving", self._queue)
+            raise
+        finally:
+            restore()
+            self._shutdown()
+            self._serving.release()
+
+    def _drain(self) -> None:
+        self._link.stop_consuming()
+        deadline = clock() + self._grace
+        while self._proto.in_flight and clock() < deadline:
+            self._link.process(min(deadline - clock(), _IDLE_WAKEUP))
+        if self._proto.in_flight:
+            logger.warning("closing with %d requests unanswered", self._proto.in_flight)
+
+    def close(self) -> None:
+        """Stop serving (if serving) and close the channel, and the connection if it is ours."""
+        self.stop()
+        if self._serving.acquire(blocking=False):  # not serving: nothing else will close it
+            try:
+                self._shutdown()
+            finally:
+                self._serving.release()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._link.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._aloop is not None and self._athread is not None:
+            self._aloop.call_soon_threadsafe(self._aloop.stop)
+            self._athread.join(self._grace)
+            if not self._athread.is_alive():
+                self._aloop.close()
+
+    def __enter__(self) -> ServerCodec:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+    # -- on the I/O thread ---------------------------------------------------------------
+
+    def _on_request(self, delivery: Delivery) -> None:
+        received = self._proto.receive(delivery)
+        for action in received.actions:
+            self._link.perform(action)
+        invoke = received.invoke
+        if invoke is None:
+            return
+        done = functools.partial(self._handler_done, invoke)
+        if invoke.handler.is_async:
+            self._event_loop()
+            assert self._aloop is not None
+            asyncio.run_coroutine_threadsafe(
+                call_handler_async(invoke), self._aloop
+            ).add_done_callback(done)
+        else:
+            self._executor.submit(call_handler, invoke).add_done_callback(done)
+
+    def _finish(self, invoke: Invoke, outcome: Outcome) -> None:
+        for action in self._proto.finish(invoke, outcome):
+            self._link.perform(action)
+
+    # -- on a worker thread or the handlers' event loop ----------------------------------
+
+    def _handler_done(self, invoke: Invoke, future: concurrent.futures.Future[Outcome]) -> None:
+        if future.cancelled():
+            return  # shutting down: unanswered, unacked; the broker redelivers it
+        try:
+            self._link.call_threadsafe(functools.partial(self._finish, invoke, future.result()))
+        except RPCError as exc:
+            logger.warning("could not answer a request: %s", exc)
+
+    def _event_loop(self) -> None:
+        if self._aloop is None:
+            loop = asyncio.new_event_loop()
+            self._athread = threading.Thread(
+                target=loop.run_forever, name=f"amqprpc-{self._queue}-async", daemon=True
+            )
+            self._aloop = loop
+            self._athread.start()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+
+def server_codec(
+    connection: Any,
+    queue: str,
+    formatter: FormatterLike,
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    max_workers: int | None = None,
+    ack: AckMode = "late",
+    grace: float = 10.0,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    registry: Registry | None = None,
+) -> ServerCodec:
+    """A sync server codec for request queue `queue`.
+
+    `connection` is a pika `BlockingConnection` (serve from the thread that made it) or a URL
+    / pika parameters (the codec opens and closes its own connection). Declares the queue as Go
+    peers do. `max_concurrency` bounds requests in progress (basic.qos prefetch); handlers run
+    on a pool of `max_workers` threads; `ack` as for the async server. Raises UsageError,
+    ConnectionLost or BrokerError.
+    """
+    if not 1 <= max_concurrency <= 65535:
+        raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
+    proto = ServerProtocol(
+        registry=registry if registry is not None else Registry(),
+        formatter=as_formatter(formatter),
+        ack=ack,
+        max_body_size=max_body_size,
+    )
+    if is_connection(connection):
+        link = PikaLink(connection, owned=False)
+    else:
+        link = PikaLink.connect(connection_parameters(connection))
+    try:
+        run(server_setup_op(queue, prefetch=max_concurrency, consume=False), link)
+    except BaseException:
+        link.close()
+        raise
+    return ServerCodec(link, proto, queue=queue, max_workers=max_workers, grace=grace)
