@@ -129,7 +129,7 @@ class ClientProtocol(Generic[T]):
         if entry is IGNORED:
             logger.debug("ignoring reply for call %d: not pending", info.call_id)
             return IGNORED
-        if info.bad_error_header is not None:
+        if info.malformed_error:
             kind = type(info.bad_error_header).__name__
             error: RPCError = ProtocolViolation(f"{entry.label}: error header is {kind}, not str")
             return CallDone(call_id=entry.call_id, token=entry.token, error=error)

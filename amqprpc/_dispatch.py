@@ -38,10 +38,8 @@ class NotFound:
 
 
 def _is_async(func: object) -> bool:
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(type(func), "__call__", None)  # noqa: B004 - an async __call__ counts
-    return not inspect.isroutine(func) and inspect.iscoroutinefunction(call)
+    # Bound methods, functions and functools.partial of an `async def` all count.
+    return inspect.iscoroutinefunction(func)
 
 
 def _check_one_argument(func: Callable[..., object], label: str) -> None:

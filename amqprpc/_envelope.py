@@ -231,24 +231,32 @@ class ReplyInfo:
     error: str | None  # a non-empty error text, or None for success
     error_type: str | None
     bad_error_header: object = None  # the value of an `error` header that is not a str
+    malformed_error: bool = False  # an `error` header is present but not a str (even void)
 
 
 def parse_reply(properties: Properties) -> ReplyInfo:
     """Read a reply's properties (PROTOCOL.md section 5).
 
     Returns ReplyInfo. Raises ProtocolViolation when `message_id` is not a call number (no call
-    can be identified). An `error` header of a type other than `str` does not raise: it is
-    reported in `bad_error_header` so that only the call it answers fails.
+    can be identified). An `error` header of a type other than `str` (void included, as a Go
+    client sees it) does not raise: `malformed_error` reports it, so that only the call it
+    answers fails.
     """
     call_id = parse_call_id(properties.message_id)
     headers = properties.headers
-    if not headers:
+    if not headers or ERROR_HEADER not in headers:
         return ReplyInfo(call_id=call_id, error=None, error_type=None)
-    error = headers.get(ERROR_HEADER)
+    error = headers[ERROR_HEADER]
+    if not isinstance(error, str):
+        return ReplyInfo(
+            call_id=call_id,
+            error=None,
+            error_type=None,
+            bad_error_header=error,
+            malformed_error=True,
+        )
+    if not error:  # an empty text means success to a Go client too
+        return ReplyInfo(call_id=call_id, error=None, error_type=None)
     error_type = headers.get(ERROR_TYPE_HEADER)
     type_name = error_type if isinstance(error_type, str) and error_type else None
-    if error is None or error == "":
-        return ReplyInfo(call_id=call_id, error=None, error_type=None)
-    if not isinstance(error, str):
-        return ReplyInfo(call_id=call_id, error=None, error_type=None, bad_error_header=error)
     return ReplyInfo(call_id=call_id, error=error, error_type=type_name)

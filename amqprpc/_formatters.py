@@ -54,6 +54,10 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class Json:
     """Go-compatible JSON: compact, UTF-8, no NaN/Infinity; `bytes` go as base64 strings."""
 
@@ -67,7 +71,8 @@ class Json:
             sort_keys=sort_keys,
             default=_json_default,
         )
-        self._decoder = json.JSONDecoder()
+        # Go never sends NaN or Infinity (its encoder refuses them); neither do we accept them.
+        self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
     def pack(self, obj: object) -> bytes:
         """Encode `obj` as compact JSON. Raises EncodeError for NaN/Infinity or unknown types."""

@@ -46,6 +46,8 @@ _LAYOUT = (
 
 def _shortstr(value: str) -> bytes:
     raw = value.encode("utf-8")
+    if len(raw) > 255:
+        raise EncodeError(f"a short string is at most 255 bytes: {value[:40]!r}...")
     return bytes((len(raw),)) + raw
 
 

@@ -91,11 +91,11 @@ def call_op(
     try:
         yield started.publish
         done = yield WaitFor(call_id=started.call_id, deadline=started.deadline, token=token)
+        if not isinstance(done, CallDone):
+            raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
     except BaseException:
-        # The publish failed, or the caller stopped waiting (cancelled, interrupted): the
-        # call ends here, so its pending entry must go too.
+        # The publish failed, or the caller stopped waiting (cancelled, interrupted), or the
+        # wait ended oddly: the call ends here, so its pending entry must go too.
         proto.cancel(started.call_id)
         raise
-    if not isinstance(done, CallDone):
-        raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
     return done.result()
