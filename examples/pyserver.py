@@ -30,6 +30,10 @@ class Arith:
     def echo(self, arg: Any) -> Any:
         return arg
 
+    @amqprpc.wire_name("GetUserID")  # Go's initialism; the plain rule would give GetUserId
+    def get_user_id(self, uid: int) -> dict[str, int]:
+        return {"id": uid}
+
     async def sleep(self, args: dict[str, int]) -> bool:
         await asyncio.sleep(args["Ms"] / 1000)
         return True

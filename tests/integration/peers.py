@@ -36,6 +36,10 @@ class Arith:
     def who(self, arg: Any) -> str:
         return self.tag
 
+    @amqprpc.wire_name("GetUserID")
+    def get_user_id(self, uid: int) -> dict[str, int]:
+        return {"id": uid}
+
 
 class AsyncServerThread:
     """An async (aioamqp) server on its own event loop in a thread."""
