@@ -3,9 +3,10 @@
 Owns the binary form of `Properties` (AMQP 0-9-1 section 4.2.6.1, "content header" payload,
 class 60 `basic`) and of field tables (section 4.2.5.5, with RabbitMQ's field-type letters as
 listed in its errata). It is the reference that the test vectors of PROTOCOL.md section 10.1
-are checked against, and what an adapter may use to build frames itself. Encoding accepts
-only the header value types amqprpc ever sends: `str` (type 'S'), which every Go peer reads
-(PROTOCOL.md section 6). Decoding reads every type RabbitMQ knows. Must not do I/O.
+are checked against, and what an adapter may use to build frames itself, or to read a content
+header its client library cannot decode (`lenient=True`). Encoding accepts only the header
+value types amqprpc ever sends: `str` (type 'S'), which every Go peer reads (PROTOCOL.md
+section 6). Decoding reads every type RabbitMQ knows. Must not do I/O.
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ _FIXED = {
 }  # fmt: skip
 
 
-def _field_value(reader: _Reader, depth: int) -> object:
+_MAX_DEPTH = 32  # tables nested deeper than this are not decoded (recursion is not free)
+
+
+def _field_value(reader: _Reader, depth: int, lenient: bool) -> object:
     kind = chr(reader.take(1)[0])
     if kind in _FIXED:
         return reader.unpack(_FIXED[kind])
@@ -135,24 +139,28 @@ def _field_value(reader: _Reader, depth: int) -> object:
     if kind == "D":
         scale = int(reader.unpack(">B"))
         return Decimal(int(reader.unpack(">i"))).scaleb(-scale)
-    if depth > 32:
+    if depth > _MAX_DEPTH:
+        if lenient and kind in "FA":
+            # Both carry their length first, so the value can be kept whole, undecoded, as
+            # bytes: any value but a str reads as malformed where amqprpc looks (`error`).
+            return reader.longstr()
         raise ProtocolViolation("field table nested too deeply")
     if kind == "F":
-        return _table(_Reader(reader.longstr()), depth + 1)
+        return _table(_Reader(reader.longstr()), depth + 1, lenient)
     if kind == "A":
         inner = _Reader(reader.longstr())
         items = []
         while inner.pos < len(inner.data):
-            items.append(_field_value(inner, depth + 1))
+            items.append(_field_value(inner, depth + 1, lenient))
         return items
     raise ProtocolViolation(f"unknown field type {kind!r}")
 
 
-def _table(reader: _Reader, depth: int) -> dict[str, object]:
+def _table(reader: _Reader, depth: int, lenient: bool = False) -> dict[str, object]:
     table = {}
     while reader.pos < len(reader.data):
         key = reader.shortstr()
-        table[key] = _field_value(reader, depth)
+        table[key] = _field_value(reader, depth, lenient)
     return table
 
 
@@ -168,10 +176,13 @@ def decode_field_table(data: bytes) -> dict[str, object]:
     return table
 
 
-def decode_content_header(payload: bytes) -> tuple[int, Properties]:
+def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int, Properties]:
     """Decode a content-header payload.
 
-    Returns (body size, Properties). Raises ProtocolViolation when it is malformed.
+    Returns (body size, Properties). Raises ProtocolViolation when it is malformed. With
+    `lenient`, a header value nested too deeply to decode is kept as its raw bytes instead: an
+    adapter uses this to read a delivery its client library choked on, since RabbitMQ
+    passes on tables of any depth and the rest of such a message can still be answered.
     """
     reader = _Reader(payload)
     class_id, _weight, body_size, flags = struct.unpack(">HHQH", reader.take(14))
@@ -184,7 +195,7 @@ def decode_content_header(payload: bytes) -> tuple[int, Properties]:
         if kind == "s":
             fields[name] = reader.shortstr()
         elif kind == "F":
-            fields[name] = _table(_Reader(reader.longstr()), 0)
+            fields[name] = _table(_Reader(reader.longstr()), 0, lenient)
         elif kind == "o":
             fields[name] = reader.unpack(">B")
         else:
@@ -192,3 +203,4 @@ def decode_content_header(payload: bytes) -> tuple[int, Properties]:
     if reader.pos != len(payload):
         raise ProtocolViolation("trailing bytes after content header properties")
     return body_size, lenient_properties(fields)
+

@@ -1,4 +1,5 @@
-"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names."""
+"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names, and a
+private broker for tests that stop or restart one."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.brokers import PrivateBroker
 
 BROKER_URL = os.environ.get("AMQPRPC_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _HERE = Path(__file__).parent
@@ -56,3 +61,20 @@ def queue_name(broker_url: str) -> Iterator[str]:
     from tests.integration.raw import delete_queue
 
     delete_queue(broker_url, name)
+
+
+@pytest.fixture(scope="session")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of the session's own (tests/brokers.py), started on first use (~9 s)
+    and stopped at session end. Tests may stop and restart it; the shared broker never."""
+    from tests.brokers import BrokerStartError, PrivateBroker
+
+    broker = PrivateBroker(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        try:
+            broker.start()
+        except BrokerStartError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield broker
+    finally:
+        broker.stop()

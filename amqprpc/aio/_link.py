@@ -3,10 +3,20 @@
 `AioLink` performs the core's actions on one aioamqp channel and feeds deliveries and
 returns back as events; `run` is the async pump that drives a core op. Client-library
 exceptions become amqprpc errors here (`map_exceptions`), and nowhere else.
+
+aioamqp decodes every content header with pamqp inside its frame reader, and pamqp raises on
+headers RabbitMQ passes on: a short string that is not UTF-8 (a property or a table key), a
+field-table timestamp beyond year 9999, tables nested deeper than Python's recursion limit.
+aioamqp then logs the error and reads on from the middle of a frame, so the connection
+neither works nor closes. A link therefore reads frames for its connection itself
+(`_salvage_frames`): as aioamqp does, except that a content header pamqp cannot decode is read
+by the core's lenient decoder, so that one hostile message costs one error reply, not the
+server or client (PROTOCOL.md section 9).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import logging
@@ -15,9 +25,14 @@ from typing import Any, TypeVar
 
 import aioamqp
 import aioamqp.exceptions
+import pamqp.commands
+import pamqp.exceptions
+import pamqp.frame
+import pamqp.header
+import pamqp.heartbeat
 
 from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, RPCError
+from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError
 from .._events import (
     Ack,
     Action,
@@ -31,6 +46,7 @@ from .._events import (
     Returned,
     WaitFor,
 )
+from .._frames import decode_content_header
 from .._ops import Op, QueueDeclared
 
 __all__ = ["AioLink", "map_exceptions", "run"]
@@ -66,7 +82,10 @@ def _to_wire(properties: Properties) -> dict[str, Any]:
         if name == "type":
             name = "message_type"
         elif name == "timestamp":
-            value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+            try:
+                value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+            except (ArithmeticError, OSError, ValueError):
+                continue  # beyond what a datetime holds (year 9999): only a hostile peer's
         wire[name] = value
     return wire
 
@@ -77,6 +96,76 @@ def _from_wire(props: Any) -> Properties:
     stamp = fields["timestamp"]
     fields["timestamp"] = int(stamp.timestamp()) if isinstance(stamp, datetime.datetime) else None
     return lenient_properties(fields)
+
+
+# What pamqp raises on a content header it cannot read: UnmarshalingException wraps struct.error
+# and ValueError (UnicodeDecodeError, year out of range); the others escape it unwrapped.
+_DECODE_ERRORS = (
+    pamqp.exceptions.UnmarshalingException,
+    ArithmeticError,
+    OSError,
+    RecursionError,
+    ValueError,
+)
+_SALVAGED = "_amqprpc_salvages_headers"
+_FRAME_HEADER, _FRAME_METHOD, _FRAME_BODY, _FRAME_HEARTBEAT = 2, 1, 3, 8
+_FRAME_END = b"\xce"
+
+
+def _salvage_frames(protocol: Any) -> None:
+    """Let `protocol` (an AmqpProtocol) survive content headers pamqp cannot decode.
+
+    Replaces this one connection's `get_frame` (aioamqp reads every frame through it) with
+    `_read_frame` (see the module docstring).
+    """
+    if getattr(protocol, _SALVAGED, False) or not hasattr(protocol, "get_frame"):
+        return
+
+    async def get_frame() -> tuple[int, Any]:
+        return await _read_frame(protocol._stream_reader)
+
+    protocol.get_frame = get_frame
+    setattr(protocol, _SALVAGED, True)
+
+
+async def _read_frame(reader: Any) -> tuple[int, Any]:
+    # aioamqp.frame.read (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, 0xCE), except
+    # for content headers pamqp cannot decode.
+    if not reader:
+        raise aioamqp.exceptions.AmqpClosedConnection()
+    try:
+        head = await reader.readexactly(7)
+    except (asyncio.IncompleteReadError, OSError) as exc:
+        raise aioamqp.exceptions.AmqpClosedConnection() from exc
+    kind, channel, size = pamqp.frame.frame_parts(head)
+    payload = await reader.readexactly(size)
+    frame: Any = None
+    if kind == _FRAME_METHOD:
+        frame = pamqp.frame._unmarshal_method_frame(payload)
+    elif kind == _FRAME_HEADER:
+        frame = _header_frame(payload)
+    elif kind == _FRAME_BODY:
+        frame = pamqp.frame._unmarshal_body_frame(payload)
+    elif kind == _FRAME_HEARTBEAT:
+        frame = pamqp.heartbeat.Heartbeat()
+    if await reader.readexactly(1) != _FRAME_END:
+        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
+    return channel, frame
+
+
+def _header_frame(payload: bytes) -> Any:
+    try:
+        return pamqp.frame._unmarshal_header_frame(payload)
+    except _DECODE_ERRORS as exc:
+        try:
+            body_size, properties = decode_content_header(payload, lenient=True)
+        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks tables
+            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
+        logger.warning("pamqp could not decode a content header (%s); read it leniently", exc)
+    props = pamqp.commands.Basic.Properties()
+    for name, value in _to_wire(properties).items():
+        setattr(props, name, value)  # as pamqp's unmarshal does: no validation
+    return pamqp.header.ContentHeader(body_size=body_size, properties=props)
 
 
 class AioLink:
@@ -93,6 +182,7 @@ class AioLink:
     async def open(cls, protocol: Any) -> AioLink:
         """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
         link = cls(None)
+        _salvage_frames(protocol)
         with map_exceptions("opening a channel"):
             link.channel = await protocol.channel(return_callback=link._returned)
         return link

@@ -16,6 +16,7 @@ from .._errors import ConnectionLost
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
 from .._ops import call_op, client_setup_op
+from .._pending import PendingStats
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 from ._link import AioLink, run
@@ -58,9 +59,14 @@ class AsyncClientCodec:
         return len(self._proto.pending)
 
     @property
-    def stats(self) -> Any:
-        """Counters of ignored replies (unknown, duplicate, late) and calls by final state."""
+    def stats(self) -> PendingStats:
+        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state."""
         return self._proto.pending.stats
+
+    @property
+    def malformed(self) -> int:
+        """How many replies were ignored because their message_id is not a call number."""
+        return self._proto.malformed
 
     def client(self, service: str) -> ServiceProxy[Any]:
         """A proxy whose attributes are `service`'s remote methods: `await proxy.Mul(arg)`."""

@@ -4,21 +4,30 @@
 returns back as events; `run` is the blocking pump that drives a core op. pika exceptions
 become amqprpc errors here (`map_exceptions`), and nowhere else. pika is not thread-safe:
 everything here runs on the thread that owns the connection, except `call_threadsafe`.
+
+pika decodes every content header before anyone sees the message, and a header it cannot
+decode (a field-table timestamp beyond year 9999, tables nested deeper than Python's
+recursion limit; RabbitMQ passes both on) kills the whole connection. A link therefore
+reads such a header with the core's lenient decoder instead (`_salvage_frames`), so that one
+hostile message costs one error reply, not the server or client (PROTOCOL.md section 9).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pika
 import pika.exceptions
+import pika.frame
+import pika.spec
 
 from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
@@ -33,6 +42,7 @@ from .._events import (
     Returned,
     WaitFor,
 )
+from .._frames import decode_content_header
 from .._ops import Op, QueueDeclared
 
 __all__ = ["PikaLink", "Slot", "connection_parameters", "is_connection", "map_exceptions", "run"]
@@ -62,13 +72,19 @@ def map_exceptions(what: str) -> Iterator[None]:
 def connection_parameters(target: object) -> Any:
     """pika connection parameters from a URL string or parameters object.
 
-    Raises UsageError for anything else. amqps:// URLs give TLS connections.
+    amqps:// URLs give TLS connections. pika reads TLS settings from an `ssl_options` query
+    argument, a URL-encoded Python dict literal: `?ssl_options={'ca_certs': '/etc/ca.pem'}`
+    trusts a private CA. Raises UsageError for anything else, or when those TLS files cannot
+    be loaded. Its text never shows the password.
     """
     if isinstance(target, str):
         try:
             return pika.URLParameters(target)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, SyntaxError) as exc:  # SyntaxError: ssl_options literal
+            # Their texts may quote parts of the URL, the password included: name the type only.
             raise UsageError(f"not an AMQP URL: {_redact(target)} ({type(exc).__name__})") from None
+        except OSError as exc:  # FileNotFoundError, ssl.SSLError: from loading ssl_options files
+            raise UsageError(f"cannot load the TLS files of {_redact(target)}: {exc}") from None
     if isinstance(target, pika.connection.Parameters):
         return target
     raise UsageError(f"expected a pika BlockingConnection, URL or parameters, not {target!r}")
@@ -96,6 +112,62 @@ def _from_wire(props: Any) -> Properties:
     return lenient_properties({name: getattr(props, name, None) for name in Properties.__slots__})
 
 
+# What pika's decoders raise on a content header they cannot read (OverflowError and OSError
+# from datetime.fromtimestamp, RecursionError from deep tables, struct.error, ...).
+_DECODE_ERRORS = (
+    ArithmeticError,
+    LookupError,
+    OSError,
+    RecursionError,
+    TypeError,
+    ValueError,
+    struct.error,
+    pika.exceptions.AMQPError,
+)
+_SALVAGED = "_amqprpc_salvages_headers"
+
+
+def _salvage_frames(connection: Any) -> None:
+    """Let `connection` survive content headers pika cannot decode (see the module docstring).
+
+    Wraps the frame reader of this one connection: a frame pika decodes is used as is; a
+    content-header frame it fails on is decoded by the core instead. Any other failure is
+    pika's, unchanged.
+    """
+    impl = getattr(connection, "_impl", None)
+    if impl is None or getattr(impl, _SALVAGED, False):
+        return
+    strict = impl._read_frame
+
+    def read_frame() -> Any:
+        try:
+            return strict()
+        except _DECODE_ERRORS as exc:
+            salvaged = _salvage_header_frame(impl._frame_buffer)
+            if salvaged is None:
+                raise
+            logger.warning("pika could not decode a content header (%r); read it leniently", exc)
+            return salvaged
+
+    impl._read_frame = read_frame
+    setattr(impl, _SALVAGED, True)
+
+
+def _salvage_header_frame(buffer: bytes) -> tuple[int, Any] | None:
+    # AMQP 0-9-1 section 4.2.3: type (octet), channel (short), size (long), payload, 0xCE.
+    if len(buffer) < 7:
+        return None
+    kind, channel, size = struct.unpack_from(">BHL", buffer)
+    end = 7 + size + 1
+    if kind != pika.spec.FRAME_HEADER or len(buffer) < end or buffer[end - 1] != 0xCE:
+        return None
+    try:
+        body_size, properties = decode_content_header(bytes(buffer[7 : end - 1]), lenient=True)
+    except (ProtocolViolation, struct.error):
+        return None
+    return end, pika.frame.Header(channel, body_size, _to_wire(properties))
+
+
 class Slot:
     """The token of a call on a blocking client: `done` is filled when the call ends."""
 
@@ -111,6 +183,7 @@ class PikaLink:
     def __init__(self, connection: Any, *, owned: bool) -> None:
         self.connection = connection
         self.owned = owned
+        _salvage_frames(connection)
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)

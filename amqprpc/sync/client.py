@@ -25,6 +25,7 @@ from .._errors import ConnectionLost, RPCError, RPCTimeout, UsageError
 from .._events import IGNORED, CallDone, Delivery, Returned
 from .._formatters import FormatterLike, as_formatter
 from .._ops import call_op, client_setup_op
+from .._pending import PendingStats
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 from ._link import PikaLink, Slot, clock, connection_parameters, is_connection, run
@@ -72,9 +73,14 @@ class ClientCodec:
         return len(self._proto.pending)
 
     @property
-    def stats(self) -> Any:
-        """Counters of ignored replies and of calls by final state."""
+    def stats(self) -> PendingStats:
+        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state."""
         return self._proto.pending.stats
+
+    @property
+    def malformed(self) -> int:
+        """How many replies were ignored because their message_id is not a call number."""
+        return self._proto.malformed
 
     def client(self, service: str) -> ServiceProxy[Any]:
         """A proxy whose attributes are `service`'s remote methods: `proxy.Mul(arg)`."""
@@ -292,6 +298,7 @@ class ThreadSafeClientCodec:
         self._queue = queue
         self._lock = threading.Lock()
         self._io: _IoThread | None = None
+        self._latest: ClientProtocol[_Future] | None = None  # the latest connection's core
         self._pid = os.getpid()
         self._closed = False
 
@@ -299,6 +306,20 @@ class ThreadSafeClientCodec:
     def queue(self) -> str:
         """The request queue this codec calls."""
         return self._queue
+
+    @property
+    def stats(self) -> PendingStats:
+        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state,
+        on the latest connection (they restart when the codec reconnects)."""
+        latest = self._latest
+        return latest.pending.stats if latest is not None else PendingStats()
+
+    @property
+    def malformed(self) -> int:
+        """How many replies were ignored because their message_id is not a call number, on
+        the latest connection."""
+        latest = self._latest
+        return latest.malformed if latest is not None else 0
 
     def client(self, service: str) -> ServiceProxy[Any]:
         """A proxy whose attributes are `service`'s remote methods.
@@ -350,7 +371,8 @@ class ThreadSafeClientCodec:
                 raise ConnectionLost("the client codec is closed")
             io = self._io
             if io is None or not io.alive:
-                io = self._io = _IoThread(self._parameters, _new_protocol(*self._settings))
+                self._latest = _new_protocol(*self._settings)
+                io = self._io = _IoThread(self._parameters, self._latest)
                 io.thread.start()
             return io
 

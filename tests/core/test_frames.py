@@ -176,6 +176,37 @@ def test_deeply_nested_tables_are_refused():
     assert decode_field_table(nested_ok)["n"] is not None
 
 
+def test_lenient_content_header_keeps_too_deep_values_as_bytes():
+    # What an adapter falls back on when its client library chokes (RabbitMQ passes on tables
+    # of any depth): the message stays readable, a too-deep value stays undecoded.
+    deep = _table()
+    for _ in range(40):
+        deep = _table(_entry("n", b"F", deep))
+    array = b"\x00\x00\x00\x00"
+    for _ in range(40):
+        array = struct.pack(">I", len(array) + 1) + b"A" + array
+    headers = _table(_entry("error", b"F", deep), _entry("list", b"A", array))
+    payload = struct.pack(">HHQH", 60, 0, 2, 0x2000 | 0x0080) + headers + b"\x017"
+    with pytest.raises(ProtocolViolation, match="nested"):
+        decode_content_header(payload)
+    body_size, properties = decode_content_header(payload, lenient=True)
+    assert (body_size, properties.message_id) == (2, "7")
+    assert properties.headers is not None
+    level = properties.headers["error"]
+    for _ in range(33):
+        assert isinstance(level, dict)
+        level = level["n"]
+    assert isinstance(level, bytes)  # kept whole, undecoded
+    items = properties.headers["list"]
+    for _ in range(33):
+        assert isinstance(items, list)
+        items = items[0]
+    assert isinstance(items, bytes)
+    unknown = struct.pack(">HHQH", 60, 0, 0, 0x2000) + _table(_entry("k", b"Z", b""))
+    with pytest.raises(ProtocolViolation, match="unknown"):
+        decode_content_header(unknown, lenient=True)  # no length to skip it by
+
+
 def test_all_properties_round_trip_in_flag_order():
     properties = Properties(
         content_type="application/json",
