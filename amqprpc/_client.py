@@ -60,7 +60,8 @@ class ClientProtocol(Generic[T]):
         timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        expiration_ms(timeout)  # validates
+        self._last_expiration = expiration_ms(timeout)  # validates
+        self._last_timeout = float(timeout)
         if not request_queue or not is_shortstr(request_queue):
             raise UsageError(
                 f"request queue must be a non-empty str of at most 255 bytes: {request_queue!r}"
@@ -96,7 +97,12 @@ class ClientProtocol(Generic[T]):
         """
         if timeout is None:
             timeout = self.timeout
-        expiration = expiration_ms(timeout)
+        if timeout.__class__ is float and timeout == self._last_timeout:  # the usual case
+            expiration = self._last_expiration
+        else:
+            expiration = expiration_ms(timeout)
+            if timeout.__class__ is float:
+                self._last_timeout, self._last_expiration = timeout, expiration
         if not method or not is_shortstr(method):
             raise UsageError(f"method must be a non-empty str of at most 255 bytes: {method!r}")
         body = pack_body(self.formatter, arg)

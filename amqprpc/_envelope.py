@@ -78,12 +78,26 @@ class Properties:
     cluster_id: str | None = None
 
     def __post_init__(self) -> None:
+        # On every message's path: one pass over the values, names looked up only on failure.
+        values = (
+            self.content_type, self.content_encoding, self.correlation_id, self.reply_to,
+            self.expiration, self.message_id, self.type, self.user_id, self.app_id,
+            self.cluster_id,
+        )  # fmt: skip
+        for value in values:
+            if value is not None and not (
+                value.__class__ is str and value.isascii() and len(value) <= _SHORTSTR_MAX
+            ):
+                self._check_shortstrs()
+                break
+        if self.headers is not None and not isinstance(self.headers, Mapping):
+            raise UsageError(f"headers must be a mapping: {self.headers!r}")
+
+    def _check_shortstrs(self) -> None:
         for field in _SHORTSTR_FIELDS:
             value = getattr(self, field)
             if value is not None and not is_shortstr(value):
                 raise UsageError(f"property {field} must be a str of at most 255 bytes: {value!r}")
-        if self.headers is not None and not isinstance(self.headers, Mapping):
-            raise UsageError(f"headers must be a mapping: {self.headers!r}")
 
 
 def is_shortstr(value: object) -> bool:

@@ -19,10 +19,13 @@ from ._envelope import Properties, lenient_properties
 from ._errors import EncodeError, ProtocolViolation
 
 __all__ = [
+    "FRAME_OVERHEAD",
     "decode_content_header",
     "decode_field_table",
+    "encode_ack",
     "encode_content_header",
     "encode_field_table",
+    "encode_publish",
 ]
 
 _BASIC_CLASS = 60
@@ -204,3 +207,51 @@ def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int
         raise ProtocolViolation("trailing bytes after content header properties")
     return body_size, lenient_properties(fields)
 
+
+# -- whole frames (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, frame-end) ----------
+
+FRAME_OVERHEAD = 8  # 7-byte frame header + 1-byte frame-end: a body frame holds frame_max - 8
+_FRAME_END = b"\xce"
+_METHOD, _HEADER, _BODY = 1, 2, 3
+_PUBLISH = struct.pack(">HHH", _BASIC_CLASS, 40, 0)  # basic.publish, reserved-1 (ticket) 0
+_ACK = struct.pack(">HH", _BASIC_CLASS, 80)  # basic.ack
+
+
+def _frame(kind: int, channel: int, payload: bytes) -> bytes:
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + _FRAME_END
+
+
+def encode_publish(
+    channel: int,
+    frame_max: int,
+    *,
+    exchange: str,
+    routing_key: str,
+    mandatory: bool,
+    properties: Properties,
+    body: bytes,
+) -> bytes:
+    """The frames of one basic.publish: method, content header, body split to `frame_max`.
+
+    Returns them as one bytes object, so that an adapter can send a message in one write.
+    """
+    method = (
+        _PUBLISH
+        + _shortstr(exchange)
+        + _shortstr(routing_key)
+        + (b"\x01" if mandatory else b"\x00")
+    )
+    parts = [
+        _frame(_METHOD, channel, method),
+        _frame(_HEADER, channel, encode_content_header(properties, len(body))),
+    ]
+    step = max(frame_max - FRAME_OVERHEAD, 1) if frame_max else len(body) or 1
+    for start in range(0, len(body), step):
+        parts.append(_frame(_BODY, channel, body[start : start + step]))
+    return b"".join(parts)
+
+
+def encode_ack(channel: int, delivery_tag: int, multiple: bool) -> bytes:
+    """The frame of one basic.ack."""
+    payload = _ACK + struct.pack(">QB", delivery_tag, 1 if multiple else 0)
+    return _frame(_METHOD, channel, payload)

@@ -34,12 +34,18 @@ class CallState(enum.Enum):
     CANCELLED = "cancelled"
     LOST = "lost"  # the connection or channel went away, or the client closed
 
+    # Members are singletons compared by identity; hash them by identity too, in C, since the
+    # transition table below is looked up on every call (Enum's own __hash__ is Python code).
+    __hash__ = object.__hash__
+
 
 class _Trigger(enum.Enum):
     REPLY = "reply"
     EXPIRE = "expire"
     CANCEL = "cancel"
     FAIL = "fail"
+
+    __hash__ = object.__hash__
 
 
 # The whole state machine: (state, trigger) -> new state. A pair that is missing means the

@@ -53,6 +53,8 @@ class DeliveryState(enum.Enum):
     INVOKING = "invoking"
     SETTLED = "settled"
 
+    __hash__ = object.__hash__  # identity, in C: the transition table is on every request's path
+
 
 _TRANSITIONS = {
     (DeliveryState.RECEIVED, "invoke"): DeliveryState.INVOKING,
@@ -114,6 +116,7 @@ class ServerProtocol:
         formatter: Formatter,
         ack: AckMode = "late",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        batch_acks: bool = False,
     ) -> None:
         if ack not in ("late", "early"):
             raise UsageError(f"ack must be 'late' or 'early', not {ack!r}")
@@ -121,6 +124,9 @@ class ServerProtocol:
         self.formatter = formatter
         self.ack: AckMode = ack
         self.max_body_size = max_body_size
+        # Batched acks: answers leave their acks here, and `flush_acks` sends them together.
+        self.batch_acks = batch_acks
+        self._to_ack: list[int] = []
         self._states: dict[int, DeliveryState] = {}
         try:  # Go sends the encoding of an empty struct with an error ({} / 0x80)
             self._error_body = pack_body(formatter, {})
@@ -136,12 +142,19 @@ class ServerProtocol:
         """Take one request delivery. Returns the actions to perform now and, unless the
         request was answered or dropped on the spot, the Invoke to run. Never raises."""
         tag = delivery.delivery_tag
-        early: tuple[Action, ...] = (Ack(delivery_tag=tag),) if self.ack == "early" else ()
+        early: tuple[Action, ...] = ()
+        if self.ack == "early":
+            if self.batch_acks:
+                self._to_ack.append(tag)
+            else:
+                early = (Ack(delivery_tag=tag),)
         try:
             request = parse_request(delivery.properties, delivery.body)
         except ProtocolViolation as exc:
             logger.warning("dropping request (delivery %d): %s", tag, exc)
-            return Received(actions=early or (Reject(delivery_tag=tag, requeue=False),))
+            if self.ack == "early":
+                return Received(actions=early)  # acked on receipt, as every request is
+            return Received(actions=(Reject(delivery_tag=tag, requeue=False),))
         self._states[tag] = DeliveryState.RECEIVED
         if len(delivery.body) > self.max_body_size:
             text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
@@ -192,8 +205,32 @@ class ServerProtocol:
     def _settle(self, tag: int, reply: Publish) -> tuple[Action, ...]:
         self._transition(tag, "answer")
         if self.ack == "late":
+            if self.batch_acks:
+                self._to_ack.append(tag)
+                return (reply,)
             return (reply, Ack(delivery_tag=tag))
         return (reply,)
+
+    def flush_acks(self) -> tuple[Ack, ...]:
+        """The acks owed for answered (or, with ack="early", received) deliveries, batched.
+
+        Returns one `multiple` ack for every owed tag below the oldest delivery still in
+        progress, and single acks for the owed tags above it. Delivery tags grow in delivery
+        order on a channel (AMQP 0-9-1 section 1.8.3.13), so a multiple ack up to a tag below
+        every unanswered delivery acks only answered ones. Empty when nothing is owed.
+        """
+        owed = self._to_ack
+        if not owed:
+            return ()
+        self._to_ack = []
+        if self.ack == "early" or not self._states:
+            return (Ack(delivery_tag=max(owed), multiple=True),)
+        oldest = next(iter(self._states))  # tags enter in increasing order
+        below = [tag for tag in owed if tag < oldest]
+        acks = [Ack(delivery_tag=tag) for tag in owed if tag > oldest]
+        if below:
+            acks.insert(0, Ack(delivery_tag=max(below), multiple=True))
+        return tuple(acks)
 
     def _transition(self, tag: int, trigger: str) -> None:
         state = _TRANSITIONS[(self._states[tag], trigger)]

@@ -32,7 +32,7 @@ import pamqp.header
 import pamqp.heartbeat
 
 from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError
+from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
@@ -48,6 +48,7 @@ from .._events import (
 )
 from .._frames import decode_content_header
 from .._ops import Op, QueueDeclared
+from ._writer import FrameWriter
 
 __all__ = ["AioLink", "map_exceptions", "run"]
 
@@ -91,6 +92,26 @@ def _to_wire(properties: Properties) -> dict[str, Any]:
 
 
 def _from_wire(props: Any) -> Properties:
+    stamp = props.timestamp
+    try:  # what arrives is nearly always well-formed: check it in one go
+        return Properties(
+            content_type=props.content_type,
+            content_encoding=props.content_encoding,
+            headers=props.headers,
+            delivery_mode=props.delivery_mode,
+            priority=props.priority,
+            correlation_id=props.correlation_id,
+            reply_to=props.reply_to,
+            expiration=props.expiration,
+            message_id=props.message_id,
+            timestamp=None if stamp is None else int(stamp.timestamp()),
+            type=props.message_type,
+            user_id=props.user_id,
+            app_id=props.app_id,
+            cluster_id=props.cluster_id,
+        )
+    except (UsageError, AttributeError, TypeError, ValueError, OverflowError):
+        pass
     fields = {name: getattr(props, name, None) for name in Properties.__slots__}
     fields["type"] = getattr(props, "message_type", None)
     stamp = fields["timestamp"]
@@ -138,7 +159,12 @@ async def _read_frame(reader: Any) -> tuple[int, Any]:
     except (asyncio.IncompleteReadError, OSError) as exc:
         raise aioamqp.exceptions.AmqpClosedConnection() from exc
     kind, channel, size = pamqp.frame.frame_parts(head)
-    payload = await reader.readexactly(size)
+    if size is None:
+        raise aioamqp.exceptions.AmqpClosedConnection()
+    rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet together
+    if rest[-1:] != _FRAME_END:
+        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
+    payload = rest[:-1]
     frame: Any = None
     if kind == _FRAME_METHOD:
         frame = pamqp.frame._unmarshal_method_frame(payload)
@@ -148,8 +174,6 @@ async def _read_frame(reader: Any) -> tuple[int, Any]:
         frame = pamqp.frame._unmarshal_body_frame(payload)
     elif kind == _FRAME_HEARTBEAT:
         frame = pamqp.heartbeat.Heartbeat()
-    if await reader.readexactly(1) != _FRAME_END:
-        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
     return channel, frame
 
 
@@ -177,6 +201,8 @@ class AioLink:
         self.on_return: Callable[[Returned], None] = _unhandled
         self.on_wait: Callable[[WaitFor], None] = _unhandled
         self.consumer_tag: str | None = None
+        self._writer: FrameWriter | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
     async def open(cls, protocol: Any) -> AioLink:
@@ -185,6 +211,7 @@ class AioLink:
         _salvage_frames(protocol)
         with map_exceptions("opening a channel"):
             link.channel = await protocol.channel(return_callback=link._returned)
+        link._writer = FrameWriter.attach(protocol, link.channel)
         return link
 
     @property
@@ -199,7 +226,13 @@ class AioLink:
     async def perform(self, action: Action) -> Event | QueueDeclared | None:
         """Carry out one action. Returns the event it produced, if any. Raises RPCError."""
         channel = self.channel
+        writer = self._writer
         if isinstance(action, Publish):
+            if writer is not None:  # the hot path: frames built by the core, one write a turn
+                with map_exceptions(f"publishing to {action.routing_key!r}"):
+                    if writer.publish(action):
+                        await writer.drain()
+                return None
             with map_exceptions(f"publishing to {action.routing_key!r}"):
                 await channel.basic_publish(
                     action.body,
@@ -213,6 +246,13 @@ class AioLink:
             self.on_wait(action)
             token: Awaitable[Event] = action.token  # type: ignore[assignment]
             return await token
+        if writer is not None:
+            if isinstance(action, Ack):
+                with map_exceptions("acknowledging"):
+                    if writer.ack(action):
+                        await writer.drain()
+                return None
+            writer.flush()  # aioamqp writes what follows itself: keep the order of frames
         if isinstance(action, Ack):
             with map_exceptions("acknowledging"):
                 await channel.basic_client_ack(action.delivery_tag, multiple=action.multiple)
@@ -246,8 +286,25 @@ class AioLink:
             return None
         raise TypeError(f"unknown action {action!r}")
 
+    def perform_soon(self, action: Ack) -> None:
+        """Send an ack without waiting (from a callback). Raises ConnectionLost."""
+        if self._writer is not None:
+            self._writer.ack(action)  # acks are small: no wait for the drain
+            return
+        task = asyncio.get_running_loop().create_task(self._perform_quietly(action))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _perform_quietly(self, action: Ack) -> None:
+        try:
+            await self.perform(action)
+        except RPCError as exc:  # the channel went: the broker requeues what is unacked
+            logger.debug("could not acknowledge: %s", exc)
+
     async def stop_consuming(self) -> None:
         """Cancel our consumer (basic.cancel); deliveries stop once the broker confirms."""
+        if self._writer is not None:
+            self._writer.flush()
         if self.consumer_tag is not None and self.is_open:
             with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
                 await self.channel.basic_cancel(self.consumer_tag)
@@ -255,6 +312,8 @@ class AioLink:
 
     async def close(self) -> None:
         """Close the channel; a channel that is already closed is left as it is."""
+        if self._writer is not None:
+            self._writer.flush()
         if self.is_open:
             with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
                 await self.channel.close()

@@ -63,6 +63,7 @@ class AsyncServerCodec:
         self._tasks: set[asyncio.Task[None]] = set()
         self._consuming: asyncio.Task[None] | None = None
         self._closing = False
+        self._acks_due = False
         link.on_delivery = self._on_request
         self._watcher = self._loop.create_task(self._watch())
 
@@ -123,6 +124,7 @@ class AsyncServerCodec:
                 logger.warning("closing with %d requests unanswered after %gs", len(late), timeout)
                 for task in late:
                     task.cancel()
+        self._send_acks()
         self._watcher.cancel()
         await self._link.close()
         if self._own_executor:
@@ -141,6 +143,8 @@ class AsyncServerCodec:
         task = self._loop.create_task(self._handle(self._proto.receive(delivery)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if self._proto.ack == "early":
+            self._ack_soon()  # on receipt, before the handler runs
 
     async def _handle(self, received: Received) -> None:
         try:
@@ -155,6 +159,22 @@ class AsyncServerCodec:
             await self._perform(self._proto.finish(invoke, outcome))
         except RPCError as exc:  # the channel went away: the broker requeues unacked requests
             logger.warning("could not answer a request: %s", exc)
+        finally:
+            self._ack_soon()
+
+    def _ack_soon(self) -> None:
+        # Acks are batched (ServerProtocol.flush_acks): one pass per loop turn sends them all.
+        if not self._acks_due:
+            self._acks_due = True
+            self._loop.call_soon(self._send_acks)
+
+    def _send_acks(self) -> None:
+        self._acks_due = False
+        try:
+            for ack in self._proto.flush_acks():
+                self._link.perform_soon(ack)
+        except RPCError as exc:
+            logger.debug("could not acknowledge: %s", exc)
 
     async def _perform(self, actions: tuple[Action, ...]) -> None:
         for action in actions:
@@ -195,6 +215,7 @@ async def server_codec(
         formatter=as_formatter(formatter),
         ack=ack,
         max_body_size=max_body_size,
+        batch_acks=True,
     )
     link = await AioLink.open(protocol)
     try:

@@ -1,0 +1,124 @@
+"""Batched acks (ServerProtocol.flush_acks): what a broker would see is always valid and
+acknowledges each delivery exactly once, after its reply."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amqprpc import Ack, Delivery, Json, Properties, Publish, Registry, ServerProtocol
+from amqprpc._server import call_handler
+
+
+class Test:
+    def echo(self, arg: object) -> object:
+        return arg
+
+
+def server(ack: str = "late") -> ServerProtocol:
+    registry = Registry()
+    registry.register(Test())
+    return ServerProtocol(registry=registry, formatter=Json(), ack=ack, batch_acks=True)
+
+
+def request(tag: int, method: str = "Test.Echo") -> Delivery:
+    props = Properties(correlation_id="amq.gen-reply", reply_to=method, message_id=str(tag))
+    return Delivery(properties=props, body=b"1", delivery_tag=tag)
+
+
+class Broker:
+    """The channel's view: outstanding tags, and the AMQP rules for basic.ack."""
+
+    def __init__(self) -> None:
+        self.outstanding: set[int] = set()
+        self.acked: list[int] = []
+
+    def deliver(self, tag: int) -> None:
+        self.outstanding.add(tag)
+
+    def apply(self, ack: Ack) -> None:
+        # A single ack of a tag that is not outstanding closes the channel (406); a multiple
+        # ack needs its upper tag outstanding too, and acks every outstanding tag up to it.
+        assert ack.delivery_tag in self.outstanding, (ack, sorted(self.outstanding))
+        tags = (
+            [t for t in self.outstanding if t <= ack.delivery_tag]
+            if ack.multiple
+            else [ack.delivery_tag]
+        )
+        for tag in tags:
+            self.outstanding.remove(tag)
+            self.acked.append(tag)
+
+
+def test_late_acks_wait_for_the_reply_and_batch_below_the_oldest() -> None:
+    proto, broker = server(), Broker()
+    invokes = {}
+    for tag in (1, 2, 3):
+        broker.deliver(tag)
+        received = proto.receive(request(tag))
+        assert received.actions == ()  # nothing is acked before its reply
+        invokes[tag] = received.invoke
+    assert proto.flush_acks() == ()
+    actions = proto.finish(invokes[2], call_handler(invokes[2]))
+    assert [type(a) for a in actions] == [Publish]  # the ack is owed, not sent yet
+    assert proto.flush_acks() == (Ack(delivery_tag=2),)  # 1 is still running: single ack
+    proto.finish(invokes[1], call_handler(invokes[1]))
+    assert proto.flush_acks() == (Ack(delivery_tag=1, multiple=True),)
+    proto.finish(invokes[3], call_handler(invokes[3]))
+    assert proto.flush_acks() == (Ack(delivery_tag=3, multiple=True),)
+
+
+def test_early_acks_batch_everything_received() -> None:
+    proto = server("early")
+    for tag in (1, 2, 3):
+        assert proto.receive(request(tag)).actions == ()
+    assert proto.flush_acks() == (Ack(delivery_tag=3, multiple=True),)
+    assert proto.flush_acks() == ()
+
+
+def test_answered_on_the_spot_and_rejected_requests() -> None:
+    proto, broker = server(), Broker()
+    broker.deliver(1)
+    assert [type(a) for a in proto.receive(request(1, "Nope.Nope")).actions] == [Publish]
+    no_reply_queue = Delivery(
+        properties=Properties(reply_to="Test.Echo"), body=b"1", delivery_tag=2
+    )
+    broker.deliver(2)
+    (reject,) = proto.receive(no_reply_queue).actions
+    broker.outstanding.discard(reject.delivery_tag)  # basic.reject settles it
+    for ack in proto.flush_acks():
+        broker.apply(ack)
+    assert broker.outstanding == set() and broker.acked == [1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.sampled_from(["late", "early"]))
+def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
+    data: st.DataObject, ack: str
+) -> None:
+    proto, broker = server(ack), Broker()
+    running: dict[int, object] = {}
+    replied: set[int] = set()
+    next_tag = 1
+    for _ in range(data.draw(st.integers(1, 40))):
+        step = data.draw(st.sampled_from(["deliver", "answer", "flush"]))
+        if step == "deliver" or (not running and step == "answer"):
+            broker.deliver(next_tag)
+            running[next_tag] = proto.receive(request(next_tag)).invoke
+            next_tag += 1
+        elif step == "answer":
+            tag = data.draw(st.sampled_from(sorted(running)))
+            invoke = running.pop(tag)
+            proto.finish(invoke, call_handler(invoke))  # type: ignore[arg-type]
+            replied.add(tag)
+        else:
+            for ack_action in proto.flush_acks():
+                broker.apply(ack_action)
+            if ack == "late":
+                assert set(broker.acked) <= replied  # never acked before its reply
+    for _tag, invoke in sorted(running.items()):
+        proto.finish(invoke, call_handler(invoke))  # type: ignore[arg-type]
+    for ack_action in proto.flush_acks():
+        broker.apply(ack_action)
+    assert broker.outstanding == set()
+    assert sorted(broker.acked) == list(range(1, next_tag))  # each exactly once
