@@ -12,8 +12,10 @@ from amqprpc._envelope import error_reply_properties, reply_properties, request_
 from amqprpc._frames import (
     decode_content_header,
     decode_field_table,
+    encode_ack,
     encode_content_header,
     encode_field_table,
+    encode_publish,
 )
 
 GO_QUEUE = "amq.gen-GvLZpdhsZX9O7gCg8GxTQg"
@@ -261,3 +263,59 @@ def test_invalid_utf8_shortstr_decodes_leniently():
 def test_header_keys_longer_than_a_short_string_are_refused():
     with pytest.raises(EncodeError, match="255 bytes"):
         encode_field_table({"k" * 256: "v"})
+
+
+# -- whole frames: what the aio link writes itself ------------------------------------------
+
+
+def frame(kind: int, channel: int, payload: bytes) -> bytes:
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
+
+
+def test_publish_frames_byte_for_byte() -> None:
+    header = REQUEST_VECTOR  # PROTOCOL.md 10.1: a Go client's request header
+    body = bytes.fromhex("82a141d30000000000000006a142d30000000000000007")  # 23 bytes
+    _, properties = decode_content_header(header)
+    method = bytes.fromhex("003c002800000007") + b"testrpc" + b"\x01"
+    expected = frame(1, 5, method) + frame(2, 5, header) + frame(3, 5, body)
+    assert (
+        encode_publish(
+            5, 131072, exchange="", routing_key="testrpc", mandatory=True,
+            properties=properties, body=body,
+        )
+        == expected
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("frame_max", [9, 16, 100, 0])
+def test_publish_splits_the_body_to_fit_frame_max(frame_max: int) -> None:
+    body = bytes(range(256)) * 3
+    data = encode_publish(
+        1, frame_max, exchange="x", routing_key="k", mandatory=False,
+        properties=Properties(message_id="1"), body=body,
+    )  # fmt: skip
+    frames, pos = [], 0
+    while pos < len(data):
+        kind, channel, size = struct.unpack(">BHI", data[pos : pos + 7])
+        assert data[pos + 7 + size] == 0xCE and channel == 1
+        frames.append((kind, data[pos + 7 : pos + 7 + size]))
+        pos += 8 + size
+    assert [k for k, _ in frames[:2]] == [1, 2]
+    bodies = [payload for kind, payload in frames[2:]]
+    assert all(kind == 3 for kind, _ in frames[2:]) and b"".join(bodies) == body
+    if frame_max:
+        assert all(len(b) + 8 <= frame_max for b in bodies)
+    assert frames[0][1].endswith(b"\x00")  # not mandatory
+
+
+def test_publish_of_an_empty_body_has_no_body_frame() -> None:
+    data = encode_publish(
+        1, 4096, exchange="", routing_key="q", mandatory=False,
+        properties=Properties(), body=b"",
+    )  # fmt: skip
+    assert data.count(b"\xce") == 2
+
+
+def test_ack_frame() -> None:
+    assert encode_ack(3, 258, True) == frame(1, 3, bytes.fromhex("003c0050000000000000010201"))
+    assert encode_ack(3, 1, False).endswith(b"\x00\xce")
