@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from ._envelope import Properties, lenient_properties
-from ._errors import EncodeError, ProtocolViolation
+from ._errors import EncodeError, ProtocolViolation, UsageError
 
 __all__ = [
     "FRAME_OVERHEAD",
@@ -46,6 +46,12 @@ _LAYOUT = (
     (3, "app_id", "s"),
     (2, "cluster_id", "s"),
 )
+
+
+_HEAD = struct.Struct(">HHQH")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_PRESENT = tuple((1 << bit, name, kind) for bit, name, kind in _LAYOUT)
 
 
 def _shortstr(value: str) -> bytes:
@@ -187,25 +193,45 @@ def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int
     adapter uses this to read a delivery its client library choked on, since RabbitMQ
     passes on tables of any depth and the rest of such a message can still be answered.
     """
-    reader = _Reader(payload)
-    class_id, _weight, body_size, flags = struct.unpack(">HHQH", reader.take(14))
+    # On every delivery's path: slices and struct, no reader object, one check of the result.
+    end = len(payload)
+    if end < 14:
+        raise ProtocolViolation(f"truncated frame: a content header of {end} bytes")
+    class_id, _weight, body_size, flags = _HEAD.unpack_from(payload, 0)
     if class_id != _BASIC_CLASS:
         raise ProtocolViolation(f"content header of class {class_id}, not basic (60)")
     fields: dict[str, object] = {}
-    for bit, name, kind in _LAYOUT:
-        if not flags & (1 << bit):
-            continue
-        if kind == "s":
-            fields[name] = reader.shortstr()
-        elif kind == "F":
-            fields[name] = _table(_Reader(reader.longstr()), 0, lenient)
-        elif kind == "o":
-            fields[name] = reader.unpack(">B")
-        else:
-            fields[name] = reader.unpack(">Q")
-    if reader.pos != len(payload):
+    pos = 14
+    try:
+        for mask, name, kind in _PRESENT:
+            if not flags & mask:
+                continue
+            if kind == "s":
+                stop = pos + 1 + payload[pos]
+                if stop > end:
+                    raise IndexError(name)
+                fields[name] = payload[pos + 1 : stop].decode("utf-8", "replace")
+                pos = stop
+            elif kind == "F":
+                stop = pos + 4 + _U32.unpack_from(payload, pos)[0]
+                if stop > end:
+                    raise IndexError(name)
+                fields[name] = _table(_Reader(payload[pos + 4 : stop]), 0, lenient)
+                pos = stop
+            elif kind == "o":
+                fields[name] = payload[pos]
+                pos += 1
+            else:
+                fields[name] = _U64.unpack_from(payload, pos)[0]
+                pos += 8
+    except (IndexError, struct.error) as exc:
+        raise ProtocolViolation(f"truncated frame: content header cut in {exc}") from None
+    if pos != end:
         raise ProtocolViolation("trailing bytes after content header properties")
-    return body_size, lenient_properties(fields)
+    try:
+        return body_size, Properties(**fields)  # type: ignore[arg-type]
+    except UsageError:  # e.g. a short string that decoded to more than 255 bytes
+        return body_size, lenient_properties(fields)
 
 
 # -- whole frames (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, frame-end) ----------
