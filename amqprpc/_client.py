@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._envelope import expiration_ms, is_shortstr, parse_reply, request_properties
 from ._errors import (
@@ -27,10 +27,10 @@ from ._errors import (
 )
 from ._events import IGNORED, CallDone, Delivery, Ignored, Publish, Returned
 from ._formatters import Formatter, pack_body, unpack_body
-from ._pending import Entry, PendingTable
+from ._pending import Entry, PendingStats, PendingTable
 from ._server import DEFAULT_MAX_BODY_SIZE
 
-__all__ = ["DEFAULT_TIMEOUT", "CallStarted", "ClientProtocol"]
+__all__ = ["DEFAULT_TIMEOUT", "CallStarted", "ClientProtocol", "ClientView"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,3 +193,34 @@ class ClientProtocol(Generic[T]):
     @staticmethod
     def _timeout_error(entry: Entry[T]) -> RPCTimeout:
         return RPCTimeout(f"{entry.label}: no reply within {entry.deadline - entry.started:g} s")
+
+
+class ClientView:
+    """What every client codec tells about its calls; a codec sets `_proto` to its protocol."""
+
+    _proto: ClientProtocol[Any]
+
+    @property
+    def queue(self) -> str:
+        """The request queue this codec calls."""
+        return self._proto.request_queue
+
+    @property
+    def reply_queue(self) -> str:
+        """This codec's private reply queue (sent as `correlation_id`)."""
+        return self._proto.reply_queue
+
+    @property
+    def pending(self) -> int:
+        """How many calls are waiting for their end."""
+        return len(self._proto.pending)
+
+    @property
+    def stats(self) -> PendingStats:
+        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state."""
+        return self._proto.pending.stats
+
+    @property
+    def malformed(self) -> int:
+        """How many replies were ignored because their message_id is not a call number."""
+        return self._proto.malformed

@@ -36,6 +36,7 @@ __all__ = [
     "Outcome",
     "Received",
     "ServerProtocol",
+    "ServerView",
     "call_handler",
     "call_handler_async",
 ]
@@ -242,3 +243,25 @@ class ServerProtocol:
     def states(self) -> Mapping[int, DeliveryState]:
         """Unsettled deliveries by delivery tag (a read-only view)."""
         return dict(self._states)
+
+
+class ServerView:
+    """What every server codec tells about itself; a codec sets `_proto` and `_queue`."""
+
+    _proto: ServerProtocol
+    _queue: str
+
+    @property
+    def queue(self) -> str:
+        """The request queue served."""
+        return self._queue
+
+    @property
+    def registry(self) -> Registry:
+        """The dispatch table: which wire names this server answers."""
+        return self._proto.registry
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return self._proto.in_flight

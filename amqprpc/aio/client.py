@@ -11,12 +11,11 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView
 from .._errors import ConnectionLost
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
 from .._ops import call_op, client_setup_op
-from .._pending import PendingStats
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 from ._link import AioLink, run
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 _Future = asyncio.Future[CallDone[Any]]
 
 
-class AsyncClientCodec:
+class AsyncClientCodec(ClientView):
     """Calls to one request queue, with replies on this codec's own exclusive queue."""
 
     def __init__(self, link: AioLink, proto: ClientProtocol[_Future]) -> None:
@@ -42,31 +41,6 @@ class AsyncClientCodec:
         link.on_return = self._on_return
         link.on_wait = self._on_wait
         self._watcher = self._loop.create_task(self._watch())
-
-    @property
-    def queue(self) -> str:
-        """The request queue this codec calls."""
-        return self._proto.request_queue
-
-    @property
-    def reply_queue(self) -> str:
-        """This codec's private reply queue."""
-        return self._proto.reply_queue
-
-    @property
-    def pending(self) -> int:
-        """How many calls are waiting for their end."""
-        return len(self._proto.pending)
-
-    @property
-    def stats(self) -> PendingStats:
-        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state."""
-        return self._proto.pending.stats
-
-    @property
-    def malformed(self) -> int:
-        """How many replies were ignored because their message_id is not a call number."""
-        return self._proto.malformed
 
     def client(self, service: str) -> ServiceProxy[Any]:
         """A proxy whose attributes are `service`'s remote methods: `await proxy.Mul(arg)`."""

@@ -24,6 +24,7 @@ from .._server import (
     AckMode,
     Received,
     ServerProtocol,
+    ServerView,
     call_handler,
     call_handler_async,
 )
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_CONCURRENCY = 64
 
 
-class AsyncServerCodec:
+class AsyncServerCodec(ServerView):
     """Serves one request queue. Consuming starts with the first `register()`."""
 
     def __init__(
@@ -66,21 +67,6 @@ class AsyncServerCodec:
         self._acks_due = False
         link.on_delivery = self._on_request
         self._watcher = self._loop.create_task(self._watch())
-
-    @property
-    def queue(self) -> str:
-        """The request queue served."""
-        return self._queue
-
-    @property
-    def registry(self) -> Registry:
-        """The dispatch table: which wire names this server answers."""
-        return self._proto.registry
-
-    @property
-    def in_flight(self) -> int:
-        """Requests received and not yet answered."""
-        return self._proto.in_flight
 
     @property
     def is_open(self) -> bool:

@@ -20,7 +20,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView
 from .._errors import ConnectionLost, RPCError, RPCTimeout, UsageError
 from .._events import IGNORED, CallDone, Delivery, Returned
 from .._formatters import FormatterLike, as_formatter
@@ -50,7 +50,7 @@ def _new_protocol(queue: str, formatter: FormatterLike, timeout: float, max_body
     )
 
 
-class ClientCodec:
+class ClientCodec(ClientView):
     """Blocking calls over a caller's BlockingConnection, from the thread that made it."""
 
     def __init__(self, link: PikaLink, proto: ClientProtocol[Slot]) -> None:
@@ -61,26 +61,6 @@ class ClientCodec:
         link.on_delivery = self._on_reply
         link.on_return = self._on_return
         link.on_deadline = self._on_deadline
-
-    @property
-    def queue(self) -> str:
-        """The request queue this codec calls."""
-        return self._proto.request_queue
-
-    @property
-    def pending(self) -> int:
-        """Calls waiting for their end (0 between calls)."""
-        return len(self._proto.pending)
-
-    @property
-    def stats(self) -> PendingStats:
-        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state."""
-        return self._proto.pending.stats
-
-    @property
-    def malformed(self) -> int:
-        """How many replies were ignored because their message_id is not a call number."""
-        return self._proto.malformed
 
     def client(self, service: str) -> ServiceProxy[Any]:
         """A proxy whose attributes are `service`'s remote methods: `proxy.Mul(arg)`."""

@@ -30,6 +30,7 @@ from .._server import (
     Invoke,
     Outcome,
     ServerProtocol,
+    ServerView,
     call_handler,
     call_handler_async,
 )
@@ -43,7 +44,7 @@ DEFAULT_MAX_CONCURRENCY = 64
 _IDLE_WAKEUP = 1.0
 
 
-class ServerCodec:
+class ServerCodec(ServerView):
     """Serves one request queue from the thread that calls `serve_forever()`."""
 
     def __init__(
@@ -71,21 +72,6 @@ class ServerCodec:
         # thread-safe); a connection the codec opened may be served from any one thread.
         self._owner = None if link.owned else threading.get_ident()
         link.on_delivery = self._on_request
-
-    @property
-    def queue(self) -> str:
-        """The request queue served."""
-        return self._queue
-
-    @property
-    def registry(self) -> Registry:
-        """The dispatch table: which wire names this server answers."""
-        return self._proto.registry
-
-    @property
-    def in_flight(self) -> int:
-        """Requests received and not yet answered."""
-        return self._proto.in_flight
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
         """Serve `target` (an instance's public methods, or a function). Returns the wire names
