@@ -26,6 +26,7 @@ __all__ = [
     "encode_content_header",
     "encode_field_table",
     "encode_publish",
+    "encode_reject",
 ]
 
 _BASIC_CLASS = 60
@@ -241,6 +242,7 @@ _FRAME_END = b"\xce"
 _METHOD, _HEADER, _BODY = 1, 2, 3
 _PUBLISH = struct.pack(">HHH", _BASIC_CLASS, 40, 0)  # basic.publish, reserved-1 (ticket) 0
 _ACK = struct.pack(">HH", _BASIC_CLASS, 80)  # basic.ack
+_REJECT = struct.pack(">HH", _BASIC_CLASS, 90)  # basic.reject
 
 
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:
@@ -280,4 +282,10 @@ def encode_publish(
 def encode_ack(channel: int, delivery_tag: int, multiple: bool) -> bytes:
     """The frame of one basic.ack."""
     payload = _ACK + struct.pack(">QB", delivery_tag, 1 if multiple else 0)
+    return _frame(_METHOD, channel, payload)
+
+
+def encode_reject(channel: int, delivery_tag: int, requeue: bool) -> bytes:
+    """The frame of one basic.reject."""
+    payload = _REJECT + struct.pack(">QB", delivery_tag, 1 if requeue else 0)
     return _frame(_METHOD, channel, payload)

@@ -128,6 +128,7 @@ class ServerProtocol:
         # Batched acks: answers leave their acks here, and `flush_acks` sends them together.
         self.batch_acks = batch_acks
         self._to_ack: list[int] = []
+        self._to_reject: list[int] = []
         self._states: dict[int, DeliveryState] = {}
         try:  # Go sends the encoding of an empty struct with an error ({} / 0x80)
             self._error_body = pack_body(formatter, {})
@@ -155,6 +156,10 @@ class ServerProtocol:
             logger.warning("dropping request (delivery %d): %s", tag, exc)
             if self.ack == "early":
                 return Received(actions=early)  # acked on receipt, as every request is
+            if self.batch_acks:
+                # Sent with the batched acks, before any multiple ack that would cover it.
+                self._to_reject.append(tag)
+                return Received(actions=())
             return Received(actions=(Reject(delivery_tag=tag, requeue=False),))
         self._states[tag] = DeliveryState.RECEIVED
         if len(delivery.body) > self.max_body_size:
@@ -212,26 +217,30 @@ class ServerProtocol:
             return (reply, Ack(delivery_tag=tag))
         return (reply,)
 
-    def flush_acks(self) -> tuple[Ack, ...]:
-        """The acks owed for answered (or, with ack="early", received) deliveries, batched.
+    def flush_acks(self) -> tuple[Ack | Reject, ...]:
+        """The acks (and rejects) owed for settled deliveries, batched, in the order to send.
 
-        Returns one `multiple` ack for every owed tag below the oldest delivery still in
-        progress, and single acks for the owed tags above it. Delivery tags grow in delivery
-        order on a channel (AMQP 0-9-1 section 1.8.3.13), so a multiple ack up to a tag below
-        every unanswered delivery acks only answered ones. Empty when nothing is owed.
+        Returns the owed rejects first, then one `multiple` ack for every owed tag below the
+        oldest delivery still in progress, then single acks for the owed tags above it.
+        Delivery tags grow in delivery order on a channel (AMQP 0-9-1 section 1.8.3.13), so a
+        multiple ack up to a tag below every unanswered delivery acks only answered ones; the
+        rejects go first because a multiple ack would settle their tags too, and a reject of a
+        settled tag closes the channel (406). Empty when nothing is owed.
         """
+        rejects: list[Ack | Reject] = [Reject(delivery_tag=tag) for tag in self._to_reject]
+        self._to_reject = []
         owed = self._to_ack
         if not owed:
-            return ()
+            return tuple(rejects)
         self._to_ack = []
         if self.ack == "early" or not self._states:
-            return (Ack(delivery_tag=max(owed), multiple=True),)
+            return (*rejects, Ack(delivery_tag=max(owed), multiple=True))
         oldest = next(iter(self._states))  # tags enter in increasing order
         below = [tag for tag in owed if tag < oldest]
-        acks = [Ack(delivery_tag=tag) for tag in owed if tag > oldest]
+        acks: list[Ack | Reject] = [Ack(delivery_tag=tag) for tag in owed if tag > oldest]
         if below:
             acks.insert(0, Ack(delivery_tag=max(below), multiple=True))
-        return tuple(acks)
+        return (*rejects, *acks)
 
     def _transition(self, tag: int, trigger: str) -> None:
         state = _TRANSITIONS[(self._states[tag], trigger)]

@@ -286,16 +286,24 @@ class AioLink:
             return None
         raise TypeError(f"unknown action {action!r}")
 
-    def perform_soon(self, action: Ack) -> None:
-        """Send an ack without waiting (from a callback). Raises ConnectionLost."""
+    def flush(self) -> None:
+        """Write the frames gathered for this loop turn now."""
         if self._writer is not None:
-            self._writer.ack(action)  # acks are small: no wait for the drain
+            self._writer.flush()
+
+    def perform_soon(self, action: Ack | Reject) -> None:
+        """Send an ack or reject without waiting (from a callback). Raises ConnectionLost."""
+        if self._writer is not None:  # small frames: no wait for the drain
+            if isinstance(action, Ack):
+                self._writer.ack(action)
+            else:
+                self._writer.reject(action)
             return
         task = asyncio.get_running_loop().create_task(self._perform_quietly(action))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _perform_quietly(self, action: Ack) -> None:
+    async def _perform_quietly(self, action: Ack | Reject) -> None:
         try:
             await self.perform(action)
         except RPCError as exc:  # the channel went: the broker requeues what is unacked

@@ -19,8 +19,8 @@ import logging
 from typing import Any
 
 from .._errors import ConnectionLost
-from .._events import Ack, Publish
-from .._frames import encode_ack, encode_publish
+from .._events import Ack, Publish, Reject
+from .._frames import encode_ack, encode_publish, encode_reject
 
 __all__ = ["FrameWriter"]
 
@@ -83,6 +83,11 @@ class FrameWriter:
         """Queue an ack. Returns whether the caller should wait for `drain()`."""
         self._check_open()
         return self._queue(encode_ack(self._channel_id, action.delivery_tag, action.multiple))
+
+    def reject(self, action: Reject) -> bool:
+        """Queue a reject. Returns whether the caller should wait for `drain()`."""
+        self._check_open()
+        return self._queue(encode_reject(self._channel_id, action.delivery_tag, action.requeue))
 
     def _queue(self, frames: bytes) -> bool:
         self._pending.append(frames)

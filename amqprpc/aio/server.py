@@ -126,11 +126,13 @@ class AsyncServerCodec(ServerView):
         await self.close()
 
     def _on_request(self, delivery: Delivery) -> None:
-        task = self._loop.create_task(self._handle(self._proto.receive(delivery)))
+        received = self._proto.receive(delivery)
+        if self._proto.ack == "early":  # on receipt: written before the handler can start
+            self._send_acks()
+            self._link.flush()
+        task = self._loop.create_task(self._handle(received))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        if self._proto.ack == "early":
-            self._ack_soon()  # on receipt, before the handler runs
 
     async def _handle(self, received: Received) -> None:
         try:

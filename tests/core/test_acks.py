@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqprpc import Ack, Delivery, Json, Properties, Publish, Registry, ServerProtocol
+from amqprpc import Ack, Delivery, Json, Properties, Publish, Registry, Reject, ServerProtocol
 from amqprpc._server import call_handler
 
 
@@ -26,20 +26,31 @@ def request(tag: int, method: str = "Test.Echo") -> Delivery:
     return Delivery(properties=props, body=b"1", delivery_tag=tag)
 
 
+def unanswerable(tag: int) -> Delivery:
+    """A request without a reply queue: it can only be rejected."""
+    return Delivery(properties=Properties(reply_to="Test.Echo"), body=b"1", delivery_tag=tag)
+
+
 class Broker:
     """The channel's view: outstanding tags, and the AMQP rules for basic.ack."""
 
     def __init__(self) -> None:
         self.outstanding: set[int] = set()
         self.acked: list[int] = []
+        self.rejected: list[int] = []
 
     def deliver(self, tag: int) -> None:
         self.outstanding.add(tag)
 
-    def apply(self, ack: Ack) -> None:
-        # A single ack of a tag that is not outstanding closes the channel (406); a multiple
-        # ack needs its upper tag outstanding too, and acks every outstanding tag up to it.
+    def apply(self, ack: Ack | Reject) -> None:
+        # A single ack or a reject of a tag that is not outstanding closes the channel (406); a
+        # multiple ack needs its upper tag outstanding too, and acks every outstanding tag up
+        # to it.
         assert ack.delivery_tag in self.outstanding, (ack, sorted(self.outstanding))
+        if isinstance(ack, Reject):
+            self.outstanding.remove(ack.delivery_tag)
+            self.rejected.append(ack.delivery_tag)
+            return
         tags = (
             [t for t in self.outstanding if t <= ack.delivery_tag]
             if ack.multiple
@@ -80,15 +91,15 @@ def test_answered_on_the_spot_and_rejected_requests() -> None:
     proto, broker = server(), Broker()
     broker.deliver(1)
     assert [type(a) for a in proto.receive(request(1, "Nope.Nope")).actions] == [Publish]
-    no_reply_queue = Delivery(
-        properties=Properties(reply_to="Test.Echo"), body=b"1", delivery_tag=2
-    )
     broker.deliver(2)
-    (reject,) = proto.receive(no_reply_queue).actions
-    broker.outstanding.discard(reject.delivery_tag)  # basic.reject settles it
-    for ack in proto.flush_acks():
+    assert proto.receive(unanswerable(2)).actions == ()  # its reject goes with the acks
+    broker.deliver(3)
+    proto.receive(request(3, "Nope.Nope"))
+    flushed = proto.flush_acks()
+    assert flushed == (Reject(delivery_tag=2), Ack(delivery_tag=3, multiple=True))
+    for ack in flushed:
         broker.apply(ack)
-    assert broker.outstanding == set() and broker.acked == [1]
+    assert broker.outstanding == set() and broker.acked == [1, 3] and broker.rejected == [2]
 
 
 @settings(max_examples=200, deadline=None)
@@ -101,8 +112,12 @@ def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
     replied: set[int] = set()
     next_tag = 1
     for _ in range(data.draw(st.integers(1, 40))):
-        step = data.draw(st.sampled_from(["deliver", "answer", "flush"]))
-        if step == "deliver" or (not running and step == "answer"):
+        step = data.draw(st.sampled_from(["deliver", "answer", "flush", "unanswerable"]))
+        if step == "unanswerable":
+            broker.deliver(next_tag)
+            proto.receive(unanswerable(next_tag))
+            next_tag += 1
+        elif step == "deliver" or (not running and step == "answer"):
             broker.deliver(next_tag)
             running[next_tag] = proto.receive(request(next_tag)).invoke
             next_tag += 1
@@ -121,4 +136,5 @@ def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
     for ack_action in proto.flush_acks():
         broker.apply(ack_action)
     assert broker.outstanding == set()
-    assert sorted(broker.acked) == list(range(1, next_tag))  # each exactly once
+    settled = sorted(broker.acked + broker.rejected)
+    assert settled == list(range(1, next_tag))  # each exactly once

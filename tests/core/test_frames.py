@@ -16,6 +16,7 @@ from amqprpc._frames import (
     encode_content_header,
     encode_field_table,
     encode_publish,
+    encode_reject,
 )
 
 GO_QUEUE = "amq.gen-GvLZpdhsZX9O7gCg8GxTQg"
@@ -319,3 +320,8 @@ def test_publish_of_an_empty_body_has_no_body_frame() -> None:
 def test_ack_frame() -> None:
     assert encode_ack(3, 258, True) == frame(1, 3, bytes.fromhex("003c0050000000000000010201"))
     assert encode_ack(3, 1, False).endswith(b"\x00\xce")
+
+
+def test_reject_frame() -> None:
+    payload = bytes.fromhex("003c005a000000000000000700")  # basic.reject, no requeue
+    assert encode_reject(2, 7, False) == frame(1, 2, payload)
