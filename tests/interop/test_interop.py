@@ -103,7 +103,10 @@ async def async_client_cell(url: str, queue: str, fmt: str) -> float:
             except amqprpc.RemoteError as err:
                 outcome = err
             verify(method, expected, outcome)
-        mul = codec.client("Arith").Mul
+        arith = codec.client("Arith")
+        assert await arith.mul({"A": 2, "B": 5}) == 10  # snake_case reaches Go's Mul
+        assert await arith.GetUserID(7) == {"id": 7}  # Go's initialism, called verbatim
+        mul = arith.Mul
         semaphore = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(i: int) -> None:
@@ -126,7 +129,10 @@ def sync_client_cell(url: str, queue: str, fmt: str) -> float:
             except amqprpc.RemoteError as err:
                 outcome = err
             verify(method, expected, outcome)
-        mul = codec.client("Arith").Mul
+        arith = codec.client("Arith")
+        assert arith.mul({"A": 2, "B": 5}) == 10  # snake_case reaches Go's Mul
+        assert arith.GetUserID(7) == {"id": 7}  # Go's initialism, called verbatim
+        mul = arith.Mul
         window: collections.deque[tuple[int, Future[Any]]] = collections.deque()
         start = time.perf_counter()
         for i in range(LOAD_CALLS):
