@@ -1,15 +1,18 @@
 """amqprpc: remote procedure calls over AMQP 0-9-1 (RabbitMQ), wire-compatible with Go.
 
-The package root holds the sans-IO core's public surface. The adapters live in
-`amqprpc.aio` (aioamqp) and `amqprpc.sync` (pika) and are imported only when used, so
-`import amqprpc` works with neither client library installed.
+What an application uses: the errors, the formatters, `Registry` and the naming helpers, and
+the async entry points `server_codec`/`client_codec` (also in `amqprpc.aio`). The sync API is
+`amqprpc.sync`. The sans-IO machinery, for writing an adapter of your own, is
+`amqprpc.protocol`. The adapters are imported only when used, so `import amqprpc` works with
+neither client library installed.
 """
 
 from __future__ import annotations
 
-from ._client import DEFAULT_TIMEOUT, CallStarted, ClientProtocol
-from ._dispatch import Handler, NotFound, Registry
-from ._envelope import Properties, Request
+from typing import TYPE_CHECKING
+
+from ._client import DEFAULT_TIMEOUT
+from ._dispatch import Registry
 from ._errors import (
     BrokerError,
     ConnectionLost,
@@ -23,28 +26,15 @@ from ._errors import (
     Unroutable,
     UsageError,
 )
-from ._events import (
-    IGNORED,
-    Ack,
-    CallDone,
-    Consume,
-    DeclareQueue,
-    Delivery,
-    Publish,
-    Qos,
-    Reject,
-    Returned,
-    WaitFor,
-)
 from ._formatters import Formatter, Json, MsgPack
 from ._naming import go_name, wire_name
-from ._pending import CallState, PendingTable
-from ._proxy import RemoteMethod, ServiceProxy
-from ._server import Invoke, Outcome, Received, ServerProtocol, call_handler, call_handler_async
+
+if TYPE_CHECKING:
+    from .aio import client_codec, server_codec
 
 __version__ = "0.1.0"
 
-_ASYNC_ENTRY_POINTS = ("server_codec", "client_codec")
+_ASYNC_ENTRY_POINTS = ("client_codec", "server_codec")
 
 
 def __getattr__(name: str) -> object:
@@ -57,50 +47,29 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'amqprpc' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_ASYNC_ENTRY_POINTS])
+
+
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "IGNORED",
-    "Ack",
     "BrokerError",
-    "CallDone",
-    "CallStarted",
-    "CallState",
-    "ClientProtocol",
     "ConnectionLost",
-    "Consume",
-    "DeclareQueue",
-    "Delivery",
     "EncodeError",
     "Formatter",
-    "Handler",
-    "Invoke",
     "Json",
     "MessageTooLarge",
     "MsgPack",
-    "NotFound",
-    "Outcome",
-    "PendingTable",
-    "Properties",
     "ProtocolViolation",
-    "Publish",
-    "Qos",
     "RPCError",
     "RPCTimeout",
-    "Received",
     "RegistrationError",
     "Registry",
-    "Reject",
     "RemoteError",
-    "RemoteMethod",
-    "Request",
-    "Returned",
-    "ServerProtocol",
-    "ServiceProxy",
     "Unroutable",
     "UsageError",
-    "WaitFor",
-    "call_handler",
-    "call_handler_async",
+    "client_codec",
     "go_name",
+    "server_codec",
     "wire_name",
 ]

@@ -11,7 +11,6 @@ ignored, or fails only the call it names. No I/O, no clock, no threads.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ._envelope import expiration_ms, is_shortstr, parse_reply, request_properties
@@ -25,27 +24,29 @@ from ._errors import (
     Unroutable,
     UsageError,
 )
-from ._events import IGNORED, CallDone, Delivery, Ignored, Publish, Returned
+from ._events import IGNORED, CallDone, CallStarted, Delivery, Ignored, Publish, Returned
 from ._formatters import Formatter, pack_body, unpack_body
 from ._pending import Entry, PendingStats, PendingTable
 from ._server import DEFAULT_MAX_BODY_SIZE
 
-__all__ = ["DEFAULT_TIMEOUT", "CallStarted", "ClientProtocol", "ClientView"]
+__all__ = ["DEFAULT_TIMEOUT", "ClientProtocol", "ClientView", "reply_queue_name"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
+REPLY_QUEUE_PREFIX = "amqprpc.reply."
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallStarted:
-    """A call the core has numbered: publish `publish`, then wait until `deadline`."""
+def reply_queue_name(unique: str) -> str:
+    """The name of a client's private reply queue, from a unique string the adapter supplies.
 
-    call_id: int
-    deadline: float
-    publish: Publish
+    The client names its reply queue itself (PROTOCOL.md section 2 allows any name of at most
+    255 bytes that does not start with `amq.`), so calls can be numbered and timed before the
+    queue is declared, while a connection is still being made.
+    """
+    return REPLY_QUEUE_PREFIX + unique
 
 
 class ClientProtocol(Generic[T]):
@@ -60,8 +61,7 @@ class ClientProtocol(Generic[T]):
         timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self._last_expiration = expiration_ms(timeout)  # validates
-        self._last_timeout = float(timeout)
+        self._expiration = expiration_ms(timeout)  # validates
         if not request_queue or not is_shortstr(request_queue):
             raise UsageError(
                 f"request queue must be a non-empty str of at most 255 bytes: {request_queue!r}"
@@ -72,6 +72,7 @@ class ClientProtocol(Generic[T]):
         self.max_body_size = max_body_size
         self.pending: PendingTable[T] = PendingTable()
         self.malformed = 0  # replies whose message_id names no call at all
+        self._alarm: float | None = None  # when the adapter's timer is set to fire
         self._reply_queue = ""
         self.reply_queue = reply_queue
 
@@ -96,13 +97,9 @@ class ClientProtocol(Generic[T]):
         encoded and MessageTooLarge when its body is over the limit; nothing is pending then.
         """
         if timeout is None:
-            timeout = self.timeout
-        if timeout.__class__ is float and timeout == self._last_timeout:  # the usual case
-            expiration = self._last_expiration
+            timeout, expiration = self.timeout, self._expiration
         else:
-            expiration = expiration_ms(timeout)
-            if timeout.__class__ is float:
-                self._last_timeout, self._last_expiration = timeout, expiration
+            expiration = expiration_ms(timeout)  # validates the caller's value
         if not method or not is_shortstr(method):
             raise UsageError(f"method must be a non-empty str of at most 255 bytes: {method!r}")
         body = pack_body(self.formatter, arg)
@@ -122,6 +119,17 @@ class ClientProtocol(Generic[T]):
             routing_key=self.request_queue, properties=properties, body=body, mandatory=True
         )
         return CallStarted(call_id=entry.call_id, deadline=entry.deadline, publish=publish)
+
+    def held(self, publish: Publish, now: float) -> Publish:
+        """The request of a call that waited (for a connection) since it started, as it must
+        go out `now`: its `expiration` becomes the time the call has left, so the broker still
+        drops it when its caller gives up. Expire due calls first; a call that is no longer
+        pending keeps the expiration it had."""
+        call_id = int(publish.properties.message_id or -1)  # the number start_call gave it
+        deadline = self.pending.deadline(call_id)
+        if deadline is not None and deadline > now:
+            publish.properties.expiration = expiration_ms(deadline - now)
+        return publish
 
     def receive(self, delivery: Delivery) -> CallDone[T] | Ignored:
         """A message arrived on our reply queue. Returns the call it ends, or IGNORED."""
@@ -164,23 +172,45 @@ class ClientProtocol(Generic[T]):
         return CallDone(call_id=entry.call_id, token=entry.token, error=error)
 
     def expire(self, now: float) -> list[CallDone[T]]:
-        """End every call whose deadline has passed, each with an RPCTimeout."""
+        """End every call whose deadline has passed, each with an RPCTimeout.
+
+        An adapter with one timer calls this when the timer fires, then asks `alarm()`.
+        """
+        self._alarm = None
         return [self._done(entry, self._timeout_error(entry)) for entry in self.pending.expire(now)]
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending call, or None."""
         return self.pending.next_deadline()
 
+    def time_left(self, now: float) -> float | None:
+        """Seconds from `now` until the earliest deadline (0 once it has passed), or None
+        when no call is pending: how long a blocking adapter may wait before `expire`."""
+        deadline = self.pending.next_deadline()
+        if deadline is None:
+            return None
+        return deadline - now if deadline > now else 0.0
+
+    def alarm(self) -> float | None:
+        """When an adapter's one timer must fire next, if it must be set (again); None when the
+        timer as it is already fires in time, or when nothing is pending.
+
+        `expire` counts the timer as fired; the adapter sets a new one when this says so.
+        """
+        deadline = self.pending.next_deadline()
+        if deadline is None or (self._alarm is not None and self._alarm <= deadline):
+            return None
+        self._alarm = deadline
+        return deadline
+
     def cancel(self, call_id: int) -> bool:
         """The caller gave up on a call. Returns whether it was still pending."""
         return self.pending.cancel(call_id) is not IGNORED
 
-    def publish_failed(self, call_id: int, error: RPCError) -> CallDone[T] | Ignored:
-        """The adapter could not publish a started call. Returns it, ended with `error`."""
-        entry = self.pending.cancel(call_id)
-        if entry is IGNORED:
-            return IGNORED
-        return self._done(entry, error)
+    def publish_failed(self, call_id: int) -> bool:
+        """The link could not publish a started call: it ends as UNSENT (the caller gets the
+        link's error). Returns whether it was still pending."""
+        return self.pending.unsent(call_id) is not IGNORED
 
     def fail_all(self, reason: str) -> list[CallDone[T]]:
         """End every pending call with ConnectionLost(reason) (connection gone, or closing)."""

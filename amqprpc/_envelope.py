@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._errors import ProtocolViolation, UsageError
+from ._events import Request
 
 __all__ = [
     "ERROR_HEADER",
@@ -21,7 +22,7 @@ __all__ = [
     "MAX_ERROR_TEXT",
     "Properties",
     "ReplyInfo",
-    "Request",
+    "checked_properties",
     "error_reply_properties",
     "expiration_ms",
     "is_shortstr",
@@ -41,6 +42,7 @@ MAX_ERROR_TEXT = 8192
 _SHORTSTR_MAX = 255  # AMQP 0-9-1 section 4.2.5.3: shortstr is at most 255 octets
 _UINT64_LIMIT = 1 << 64
 
+_INT_FIELDS = ("delivery_mode", "priority", "timestamp")
 _SHORTSTR_FIELDS = (
     "content_type",
     "content_encoding",
@@ -55,11 +57,12 @@ _SHORTSTR_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Properties:
     """AMQP 0-9-1 basic properties (the content header), with the AMQP field names.
 
-    Raises UsageError when a short-string field is not a `str` of at most 255 UTF-8 bytes.
+    Not checked when made: the core builds them from values it has checked, and what comes
+    from the wire goes through `checked_properties` or `lenient_properties` first.
     """
 
     content_type: str | None = None
@@ -77,27 +80,29 @@ class Properties:
     app_id: str | None = None
     cluster_id: str | None = None
 
-    def __post_init__(self) -> None:
-        # On every message's path: one pass over the values, names looked up only on failure.
-        values = (
-            self.content_type, self.content_encoding, self.correlation_id, self.reply_to,
-            self.expiration, self.message_id, self.type, self.user_id, self.app_id,
-            self.cluster_id,
-        )  # fmt: skip
-        for value in values:
-            if value is not None and not (
-                value.__class__ is str and value.isascii() and len(value) <= _SHORTSTR_MAX
-            ):
-                self._check_shortstrs()
-                break
-        if self.headers is not None and not isinstance(self.headers, Mapping):
-            raise UsageError(f"headers must be a mapping: {self.headers!r}")
 
-    def _check_shortstrs(self) -> None:
-        for field in _SHORTSTR_FIELDS:
-            value = getattr(self, field)
-            if value is not None and not is_shortstr(value):
-                raise UsageError(f"property {field} must be a str of at most 255 bytes: {value!r}")
+def _valid_shortstr(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str) and value.isascii():
+        return len(value) <= _SHORTSTR_MAX
+    return is_shortstr(value)
+
+
+def checked_properties(properties: Properties) -> Properties:
+    """`properties` as they came from a client library, if every field has its AMQP type;
+    otherwise the lenient reading of them (see `lenient_properties`). Never raises."""
+    if (
+        all(_valid_shortstr(getattr(properties, name)) for name in _SHORTSTR_FIELDS)
+        and all(_valid_int(getattr(properties, name)) for name in _INT_FIELDS)
+        and (properties.headers is None or isinstance(properties.headers, Mapping))
+    ):
+        return properties
+    return lenient_properties({name: getattr(properties, name) for name in Properties.__slots__})
+
+
+def _valid_int(value: object) -> bool:
+    return value is None or value.__class__ is int
 
 
 def is_shortstr(value: object) -> bool:
@@ -132,7 +137,7 @@ def lenient_properties(fields: Mapping[str, object]) -> Properties:
             (k.decode("utf-8", "replace") if isinstance(k, (bytes, bytearray)) else str(k)): v
             for k, v in headers.items()
         }
-    for name in ("delivery_mode", "priority", "timestamp"):
+    for name in _INT_FIELDS:
         value = fields.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             clean[name] = value
@@ -158,20 +163,6 @@ def request_properties(
     return Properties(
         reply_to=method, correlation_id=reply_queue, message_id=str(call_id), expiration=expiration
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """A request as a server sees it: the fields it must copy into the reply, and the body."""
-
-    method: str | None  # reply_to: "Service.Method"; None when absent
-    reply_queue: str  # correlation_id: never empty (a request without one cannot be answered)
-    call_id: str | None  # message_id, copied verbatim into the reply (None when absent)
-    body: bytes
-
-    def __post_init__(self) -> None:
-        if not self.reply_queue:
-            raise UsageError("a request needs a non-empty reply queue (correlation_id)")
 
 
 def parse_request(properties: Properties, body: bytes) -> Request:

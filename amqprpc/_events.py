@@ -1,32 +1,54 @@
-"""Actions (what an adapter must do) and events (what the broker told us).
+"""The vocabulary between the sans-IO core and an adapter, in one place.
 
-Owns the small frozen values that cross the line between the sans-IO core and an adapter.
-Each checks itself when made, so a bad value fails where it is created. Must not hold logic
-about calls, formats or routing; must not do I/O.
+Owns every value that crosses the line, in three plain groups:
+- actions: what the core asks a link to do on the broker (`Publish`, `Ack`, `Reject`,
+  `DeclareQueue`, `Qos`, `Consume`, `CancelConsume`, `CloseChannel`), plus `WaitFor`, which
+  an adapter's pump performs by waiting for a call to end;
+- events: what the broker told a link (`Delivery`, `Returned`, `QueueDeclared`, `Consuming`);
+- results: what the core answers an adapter (`CallStarted`, `CallDone`, `Request`, `Invoke`,
+  `Outcome`, `Received`, and `IGNORED` for "nothing to do").
+
+Values are checked where they enter the library (from the wire, by the envelope parser and
+`lenient_properties`; from the user, by the protocols), so the ones the core builds itself
+are plain slotted classes with no checks of their own. Must not hold logic about calls,
+formats or routing; must not do I/O.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._envelope import Properties
-from ._errors import RPCError, UsageError
+from ._errors import RPCError
+
+if TYPE_CHECKING:
+    from ._dispatch import Handler
+    from ._envelope import Properties
 
 __all__ = [
     "IGNORED",
     "Ack",
     "Action",
     "CallDone",
+    "CallStarted",
+    "CancelConsume",
+    "CloseChannel",
     "Consume",
+    "Consuming",
     "DeclareQueue",
     "Delivery",
     "Event",
     "Ignored",
+    "Invoke",
+    "Outcome",
+    "Performed",
     "Publish",
     "Qos",
+    "QueueDeclared",
+    "Received",
     "Reject",
+    "Request",
     "Returned",
     "WaitFor",
 ]
@@ -43,10 +65,10 @@ class Ignored(enum.Enum):
 IGNORED = Ignored.IGNORED
 
 
-# -- actions -------------------------------------------------------------------------------
+# -- actions: what a link must do on the broker ---------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Publish:
     """Publish `body` to `exchange` with `routing_key` (AMQP basic.publish)."""
 
@@ -56,14 +78,8 @@ class Publish:
     exchange: str = ""
     mandatory: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.routing_key:
-            raise UsageError("a publish needs a routing key (queue name)")
-        if not isinstance(self.body, bytes):
-            raise UsageError(f"body must be bytes, not {type(self.body).__name__}")
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Ack:
     """Acknowledge one delivery, or all up to it with `multiple` (basic.ack)."""
 
@@ -71,7 +87,7 @@ class Ack:
     multiple: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Reject:
     """Reject one delivery (basic.reject); without requeue it is dead-lettered or dropped."""
 
@@ -81,7 +97,10 @@ class Reject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeclareQueue:
-    """Declare a queue with exactly these flags (queue.declare, no arguments table)."""
+    """Declare a queue with exactly these flags (queue.declare, no arguments table).
+
+    The broker answers with `QueueDeclared`.
+    """
 
     queue: str
     durable: bool = False
@@ -95,14 +114,10 @@ class Qos:
 
     prefetch_count: int
 
-    def __post_init__(self) -> None:
-        if self.prefetch_count < 0 or self.prefetch_count > 65535:
-            raise UsageError(f"prefetch_count must be 0..65535, not {self.prefetch_count}")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Consume:
-    """Start consuming `queue` (basic.consume)."""
+    """Start consuming `queue` (basic.consume). The broker answers with `Consuming`."""
 
     queue: str
     no_ack: bool = False
@@ -110,24 +125,37 @@ class Consume:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaitFor:
-    """Wait until call `call_id` ends or `deadline` (on the core's clock) passes.
+class CancelConsume:
+    """Stop a consumer (basic.cancel); deliveries already sent are still handled."""
 
-    `token` is what the adapter attached to the call (e.g. the future its reply resolves).
-    """
-
-    call_id: int
-    deadline: float
-    token: object = None
-
-
-Action = Publish | Ack | Reject | DeclareQueue | Qos | Consume | WaitFor
-
-
-# -- events --------------------------------------------------------------------------------
+    consumer_tag: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CloseChannel:
+    """Close the link's channel, and its connection when the link opened it."""
+
+
+Action = Publish | Ack | Reject | DeclareQueue | Qos | Consume | CancelConsume | CloseChannel
+"""What a link performs (`Link.perform`)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class WaitFor(Generic[T]):
+    """Wait until call `call_id` ends; resume the op with its `CallDone`.
+
+    A pump performs it, not a link: `token` is what the adapter attached to the call (the
+    future or slot that the call's `CallDone` is handed to).
+    """
+
+    call_id: int
+    token: T
+
+
+# -- events: what the broker told a link ----------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
 class Delivery:
     """A message the broker delivered to one of our consumers (basic.deliver)."""
 
@@ -137,7 +165,7 @@ class Delivery:
     redelivered: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Returned:
     """A mandatory message the broker could not route (basic.return)."""
 
@@ -149,6 +177,41 @@ class Returned:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueDeclared:
+    """The broker's answer to DeclareQueue (queue.declare-ok)."""
+
+    queue: str
+    message_count: int = 0
+    consumer_count: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Consuming:
+    """The broker's answer to Consume (basic.consume-ok): the consumer's tag."""
+
+    consumer_tag: str
+
+
+Event = Delivery | Returned | QueueDeclared | Consuming
+"""What a link reports: answers to actions (`perform`) and messages (to its sink)."""
+
+Performed = QueueDeclared | Consuming | None
+"""What `Link.perform` returns: the broker's answer to an action, if it has one."""
+
+
+# -- results: what the core answers an adapter ------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class CallStarted:
+    """A call the core has numbered: publish `publish`, then wait for call `call_id`."""
+
+    call_id: int
+    deadline: float
+    publish: Publish
+
+
+@dataclass(slots=True, kw_only=True)
 class CallDone(Generic[T]):
     """A call ended: with `value`, or with `error` when that is set.
 
@@ -167,4 +230,41 @@ class CallDone(Generic[T]):
         return self.value
 
 
-Event = Delivery | Returned | CallDone[Any]
+@dataclass(slots=True, kw_only=True)
+class Request:
+    """A request as a server sees it: the fields it must copy into the reply, and the body."""
+
+    method: str | None  # reply_to: "Service.Method"; None when absent
+    reply_queue: str  # correlation_id: never empty (a request without one cannot be answered)
+    call_id: str | None  # message_id, copied verbatim into the reply (None when absent)
+    body: bytes
+
+
+@dataclass(slots=True, kw_only=True)
+class Invoke:
+    """A request ready to run: call `handler.func(arg)`, then hand the outcome to `finish`."""
+
+    request: Request
+    handler: Handler
+    arg: object
+    delivery_tag: int
+
+
+@dataclass(slots=True, kw_only=True)
+class Outcome:
+    """What a handler did: returned `value`, or raised `error`."""
+
+    value: object = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Received:
+    """The answer to a delivery: actions to perform now, and maybe a handler to run."""
+
+    actions: tuple[Action, ...]
+    invoke: Invoke | None = None
+
+
+Answer = CallDone[Any] | QueueDeclared | Consuming | None
+"""What an op is resumed with: the result of the action it yielded."""

@@ -1,46 +1,52 @@
-"""Multi-step operations, written once as generators that both adapters drive.
+"""Multi-step operations, written once as generators that every adapter drives.
 
 Owns the sequences of broker operations a codec performs: the exact queue declarations of
 PROTOCOL.md section 2 (the request queue: not durable, not exclusive, not auto-delete, no
-arguments; a client's private reply queue), and one call from publish to result. Each op
-yields Actions and is resumed with the Event (or None) the adapter got by performing them:
-an adapter's pump is the only code that blocks or awaits. No I/O here.
+arguments; a client's private reply queue), one call from publish to result, and teardown
+(cancel a consumer, close the channel). Each op yields actions and is resumed with the
+broker's answer (or the call's CallDone): an adapter's pump (`_link.run`, `run_async`) is the
+only code that blocks or awaits. No I/O here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._client import ClientProtocol
-from ._errors import ProtocolViolation
-from ._events import Action, CallDone, Consume, DeclareQueue, Event, Qos, WaitFor
+from ._errors import ProtocolViolation, RPCError
+from ._events import (
+    Action,
+    Answer,
+    CallDone,
+    CancelConsume,
+    CloseChannel,
+    Consume,
+    Consuming,
+    DeclareQueue,
+    Qos,
+    QueueDeclared,
+    WaitFor,
+)
+
+if TYPE_CHECKING:
+    from ._client import ClientProtocol
 
 __all__ = [
     "Op",
-    "QueueDeclared",
     "call_op",
+    "cancel_consume_op",
     "client_setup_op",
+    "close_op",
     "consume_op",
     "request_queue_declaration",
     "server_setup_op",
 ]
 
+T = TypeVar("T")
 R = TypeVar("R")
 
-
-class QueueDeclared:
-    """The broker's answer to DeclareQueue: the queue's (possibly server-chosen) name."""
-
-    __slots__ = ("consumer_count", "message_count", "queue")
-
-    def __init__(self, queue: str, message_count: int = 0, consumer_count: int = 0) -> None:
-        self.queue = queue
-        self.message_count = message_count
-        self.consumer_count = consumer_count
-
-
-Op = Generator[Action, Event | QueueDeclared | None, R]
+Op = Generator[Action | WaitFor[T], Answer, R]
+"""An op with call tokens of type T and a value of type R."""
 
 
 def request_queue_declaration(queue: str) -> DeclareQueue:
@@ -48,54 +54,73 @@ def request_queue_declaration(queue: str) -> DeclareQueue:
     return DeclareQueue(queue=queue, durable=False, exclusive=False, auto_delete=False)
 
 
-def server_setup_op(
-    queue: str, *, prefetch: int, no_ack: bool = False, consume: bool = True
-) -> Op[None]:
-    """Declare the request queue, limit unacked deliveries, and (`consume`) consume it."""
+def server_setup_op(queue: str, *, prefetch: int, no_ack: bool = False) -> Op[Any, None]:
+    """Declare the request queue and limit unacked deliveries (consuming starts later)."""
     yield request_queue_declaration(queue)
     if not no_ack:
         yield Qos(prefetch_count=prefetch)
-    if consume:
-        yield from consume_op(queue, no_ack=no_ack)
 
 
-def consume_op(queue: str, *, no_ack: bool = False) -> Op[None]:
-    """Start consuming the request queue (a server starts once it has handlers)."""
-    yield Consume(queue=queue, no_ack=no_ack)
+def consume_op(queue: str, *, no_ack: bool = False, exclusive: bool = False) -> Op[Any, str]:
+    """Start consuming `queue`. Returns the consumer tag."""
+    answer = yield Consume(queue=queue, no_ack=no_ack, exclusive=exclusive)
+    if not isinstance(answer, Consuming):
+        raise ProtocolViolation(f"consuming {queue!r} answered with {answer!r}")
+    return answer.consumer_tag
 
 
-def client_setup_op(reply_queue: str = "") -> Op[str]:
-    """Declare the client's private reply queue and consume it (no-ack). Returns its name.
+def cancel_consume_op(consumer_tag: str | None) -> Op[Any, None]:
+    """Stop consuming (nothing to do when there is no consumer)."""
+    if consumer_tag is not None:
+        yield CancelConsume(consumer_tag=consumer_tag)
 
-    `reply_queue` "" asks the broker to name it. It is exclusive and auto-delete: replies
-    belong to this connection alone, and the queue goes with it.
+
+def close_op() -> Op[Any, None]:
+    """Close the channel (and the connection, when the link opened it)."""
+    yield CloseChannel()
+
+
+def client_setup_op(reply_queue: str) -> Op[Any, None]:
+    """Declare the client's private reply queue and consume it (no-ack).
+
+    It is exclusive and auto-delete: replies belong to this connection alone, and the queue
+    goes with it. Raises ProtocolViolation when the broker names another queue.
     """
     declared = yield DeclareQueue(queue=reply_queue, exclusive=True, auto_delete=True)
-    if not isinstance(declared, QueueDeclared) or not declared.queue:
+    if not isinstance(declared, QueueDeclared) or declared.queue != reply_queue:
         raise ProtocolViolation(f"reply queue declaration answered with {declared!r}")
-    yield Consume(queue=declared.queue, no_ack=True, exclusive=True)
-    return declared.queue
+    yield from consume_op(reply_queue, no_ack=True, exclusive=True)
 
 
 def call_op(
-    proto: ClientProtocol[R], method: str, arg: object, *, now: float,
-    timeout: float | None = None, token: R,
-) -> Op[object]:  # fmt: skip
+    proto: ClientProtocol[T], method: str, arg: object, *, now: float,
+    timeout: float | None = None, token: T,
+) -> Op[T, object]:  # fmt: skip
     """One call: publish the request, wait for its end. Returns the result.
 
-    An exception thrown in by the pump (a failed publish, a cancelled wait) cancels the call
-    and propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
+    A publish that fails ends the call as UNSENT and raises the link's error; any other
+    exception thrown in by the pump (a cancelled wait, an interrupt) cancels the call and
+    propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
     ConnectionLost, ...).
     """
     started = proto.start_call(method, arg, now=now, timeout=timeout, token=token)
+    call_id = started.call_id
     try:
         yield started.publish
-        done = yield WaitFor(call_id=started.call_id, deadline=started.deadline, token=token)
-        if not isinstance(done, CallDone):
-            raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
-    except BaseException:
-        # The publish failed, or the caller stopped waiting (cancelled, interrupted), or the
-        # wait ended oddly: the call ends here, so its pending entry must go too.
-        proto.cancel(started.call_id)
+    except RPCError:
+        proto.publish_failed(call_id)
         raise
+    except BaseException:
+        proto.cancel(call_id)
+        raise
+    try:
+        done = yield WaitFor(call_id=call_id, token=token)
+    except BaseException:
+        # The caller stopped waiting (cancelled, interrupted): the call ends here, so its
+        # pending entry must go too.
+        proto.cancel(call_id)
+        raise
+    if not isinstance(done, CallDone):
+        proto.cancel(call_id)
+        raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
     return done.result()

@@ -1,11 +1,11 @@
 """The pending-call table of one client: call number -> deadline, state, token.
 
 Owns every call's state and the only code that changes it. A call is PENDING from `add()`
-until exactly one of: a reply (`resolve`), its deadline (`expire`), `cancel`, or the
-connection going away (`fail_all`). Its entry leaves the table on that transition, so nothing
-stays behind whatever way a call ends. Replies for calls that are not pending are counted as
-unknown, duplicate or late, and ignored, never raised. Time is an input; no clock, no I/O,
-no threads.
+until exactly one of: a reply (`resolve`), its deadline (`expire`), `cancel`, a publish that
+never left (`unsent`), or the connection going away (`fail_all`). Its entry leaves the table
+on that transition, so nothing stays behind whatever way a call ends. Replies for calls that
+are not pending are counted as unknown, duplicate or late, and ignored, never raised. Time is
+an input; no clock, no I/O, no threads.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class CallState(enum.Enum):
     PENDING = "pending"
     DONE = "done"  # a reply (success or error) or a basic.return ended it
     TIMED_OUT = "timed out"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # the caller stopped waiting (a cancelled task, an interrupt)
+    UNSENT = "unsent"  # the publish never left: the link failed to send it
     LOST = "lost"  # the connection or channel went away, or the client closed
 
     # Members are singletons compared by identity; hash them by identity too, in C, since the
@@ -43,6 +44,7 @@ class _Trigger(enum.Enum):
     REPLY = "reply"
     EXPIRE = "expire"
     CANCEL = "cancel"
+    UNSENT = "unsent"
     FAIL = "fail"
 
     __hash__ = object.__hash__
@@ -54,6 +56,7 @@ _TRANSITIONS = {
     (CallState.PENDING, _Trigger.REPLY): CallState.DONE,
     (CallState.PENDING, _Trigger.EXPIRE): CallState.TIMED_OUT,
     (CallState.PENDING, _Trigger.CANCEL): CallState.CANCELLED,
+    (CallState.PENDING, _Trigger.UNSENT): CallState.UNSENT,
     (CallState.PENDING, _Trigger.FAIL): CallState.LOST,
 }
 
@@ -109,6 +112,11 @@ class PendingTable(Generic[T]):
         entry = self._entries.get(call_id)
         return entry.state if entry is not None else self._ended.get(call_id)
 
+    def deadline(self, call_id: int) -> float | None:
+        """The deadline of a pending call; None when it is not pending."""
+        entry = self._entries.get(call_id)
+        return entry.deadline if entry is not None else None
+
     def add(self, *, now: float, deadline: float, label: str, token: T) -> Entry[T]:
         """Start a call that must end by `deadline`. Returns its entry (with its call number)."""
         call_id = self._next_id
@@ -134,6 +142,14 @@ class PendingTable(Generic[T]):
         if entry is None:
             return IGNORED
         self._end(entry, _Trigger.CANCEL)
+        return entry
+
+    def unsent(self, call_id: int) -> Entry[T] | Ignored:
+        """The publish of `call_id` failed. Returns the ended entry, or IGNORED if not pending."""
+        entry = self._entries.get(call_id)
+        if entry is None:
+            return IGNORED
+        self._end(entry, _Trigger.UNSENT)
         return entry
 
     def expire(self, now: float) -> list[Entry[T]]:

@@ -14,27 +14,18 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
-from ._dispatch import Handler, NotFound, Registry
-from ._envelope import (
-    Request,
-    error_reply_properties,
-    parse_request,
-    reply_properties,
-)
+from ._dispatch import NotFound, Registry
+from ._envelope import error_reply_properties, parse_request, reply_properties
 from ._errors import EncodeError, ProtocolViolation, UsageError
-from ._events import Ack, Action, Delivery, Publish, Reject
+from ._events import Ack, Action, Delivery, Invoke, Outcome, Publish, Received, Reject, Request
 from ._formatters import Formatter, pack_body, unpack_body
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "AckMode",
     "DeliveryState",
-    "Invoke",
-    "Outcome",
-    "Received",
     "ServerProtocol",
     "ServerView",
     "call_handler",
@@ -54,40 +45,12 @@ class DeliveryState(enum.Enum):
     INVOKING = "invoking"
     SETTLED = "settled"
 
-    __hash__ = object.__hash__  # identity, in C: the transition table is on every request's path
-
 
 _TRANSITIONS = {
     (DeliveryState.RECEIVED, "invoke"): DeliveryState.INVOKING,
     (DeliveryState.RECEIVED, "answer"): DeliveryState.SETTLED,  # answered without a handler
     (DeliveryState.INVOKING, "answer"): DeliveryState.SETTLED,
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Invoke:
-    """A request ready to run: call `handler.func(arg)`, then hand the outcome to `finish`."""
-
-    request: Request
-    handler: Handler
-    arg: object
-    delivery_tag: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What a handler did: returned `value`, or raised `error`."""
-
-    value: object = None
-    error: Exception | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Received:
-    """The answer to a delivery: actions to perform now, and maybe a handler to run."""
-
-    actions: tuple[Action, ...]
-    invoke: Invoke | None = None
 
 
 def call_handler(invoke: Invoke) -> Outcome:
@@ -117,7 +80,6 @@ class ServerProtocol:
         formatter: Formatter,
         ack: AckMode = "late",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        batch_acks: bool = False,
     ) -> None:
         if ack not in ("late", "early"):
             raise UsageError(f"ack must be 'late' or 'early', not {ack!r}")
@@ -125,11 +87,12 @@ class ServerProtocol:
         self.formatter = formatter
         self.ack: AckMode = ack
         self.max_body_size = max_body_size
-        # Batched acks: answers leave their acks here, and `flush_acks` sends them together.
-        self.batch_acks = batch_acks
+        # With ack="late", answers leave their acks (and dropped requests their rejects) here,
+        # and `flush_acks` sends them together.
         self._to_ack: list[int] = []
         self._to_reject: list[int] = []
         self._states: dict[int, DeliveryState] = {}
+        self._drain_until: float | None = None
         try:  # Go sends the encoding of an empty struct with an error ({} / 0x80)
             self._error_body = pack_body(formatter, {})
         except EncodeError:
@@ -141,26 +104,19 @@ class ServerProtocol:
         return len(self._states)
 
     def receive(self, delivery: Delivery) -> Received:
-        """Take one request delivery. Returns the actions to perform now and, unless the
-        request was answered or dropped on the spot, the Invoke to run. Never raises."""
+        """Take one request delivery. Returns the actions to perform now (with ack="early",
+        the ack, to be sent before the handler starts) and, unless the request was answered
+        or dropped on the spot, the Invoke to run. Never raises."""
         tag = delivery.delivery_tag
-        early: tuple[Action, ...] = ()
-        if self.ack == "early":
-            if self.batch_acks:
-                self._to_ack.append(tag)
-            else:
-                early = (Ack(delivery_tag=tag),)
+        early: tuple[Action, ...] = (Ack(delivery_tag=tag),) if self.ack == "early" else ()
         try:
             request = parse_request(delivery.properties, delivery.body)
         except ProtocolViolation as exc:
             logger.warning("dropping request (delivery %d): %s", tag, exc)
-            if self.ack == "early":
-                return Received(actions=early)  # acked on receipt, as every request is
-            if self.batch_acks:
+            if not early:
                 # Sent with the batched acks, before any multiple ack that would cover it.
                 self._to_reject.append(tag)
-                return Received(actions=())
-            return Received(actions=(Reject(delivery_tag=tag, requeue=False),))
+            return Received(actions=early)
         self._states[tag] = DeliveryState.RECEIVED
         if len(delivery.body) > self.max_body_size:
             text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
@@ -168,8 +124,8 @@ class ServerProtocol:
             return Received(actions=early + self._answer(tag, request, Outcome(error=error)))
         found = self.registry.lookup(request.method)
         if isinstance(found, NotFound):
-            reply = self._error(request, found.text, None)
-            return Received(actions=early + self._settle(tag, reply))
+            reply = self._reply(request, b"", found.text, None)
+            return Received(actions=(*early, *self._settle(tag, reply)))
         try:
             arg = unpack_body(self.formatter, request.body)
         except ProtocolViolation as exc:
@@ -189,32 +145,32 @@ class ServerProtocol:
     def _answer(self, tag: int, request: Request, outcome: Outcome) -> tuple[Action, ...]:
         if outcome.error is not None:
             exc = outcome.error
-            return self._settle(tag, self._error(request, str(exc), type(exc).__name__))
+            return self._settle(tag, self._reply(request, b"", str(exc), type(exc).__name__))
         try:
             body = pack_body(self.formatter, outcome.value)
             if len(body) > self.max_body_size:
                 raise EncodeError(f"result of {len(body)} bytes exceeds the size limit")
         except EncodeError as exc:
             text = f"amqprpc: cannot encode result: {exc}"
-            return self._settle(tag, self._error(request, text, type(exc).__name__))
-        reply = Publish(
-            routing_key=request.reply_queue, properties=reply_properties(request), body=body
-        )
-        return self._settle(tag, reply)
+            return self._settle(tag, self._reply(request, b"", text, type(exc).__name__))
+        return self._settle(tag, self._reply(request, body, None, None))
 
-    def _error(self, request: Request, text: str, error_type: str | None) -> Publish:
-        properties = error_reply_properties(request, text, error_type)
-        return Publish(
-            routing_key=request.reply_queue, properties=properties, body=self._error_body
-        )
+    def _reply(
+        self, request: Request, body: bytes, error: str | None, error_type: str | None
+    ) -> Publish:
+        # The one place a reply is routed: to the default exchange, with the request's
+        # correlation_id as the routing key (PROTOCOL.md section 4).
+        if error is None:
+            properties = reply_properties(request)
+        else:
+            properties = error_reply_properties(request, error, error_type)
+            body = self._error_body
+        return Publish(routing_key=request.reply_queue, properties=properties, body=body)
 
     def _settle(self, tag: int, reply: Publish) -> tuple[Action, ...]:
         self._transition(tag, "answer")
         if self.ack == "late":
-            if self.batch_acks:
-                self._to_ack.append(tag)
-                return (reply,)
-            return (reply, Ack(delivery_tag=tag))
+            self._to_ack.append(tag)
         return (reply,)
 
     def flush_acks(self) -> tuple[Ack | Reject, ...]:
@@ -233,13 +189,13 @@ class ServerProtocol:
         if not owed:
             return tuple(rejects)
         self._to_ack = []
-        if self.ack == "early" or not self._states:
-            return (*rejects, Ack(delivery_tag=max(owed), multiple=True))
+        if not self._states:
+            return (*rejects, _ack_up_to(owed))
         oldest = next(iter(self._states))  # tags enter in increasing order
         below = [tag for tag in owed if tag < oldest]
         acks: list[Ack | Reject] = [Ack(delivery_tag=tag) for tag in owed if tag > oldest]
         if below:
-            acks.insert(0, Ack(delivery_tag=max(below), multiple=True))
+            acks.insert(0, _ack_up_to(below))
         return (*rejects, *acks)
 
     def _transition(self, tag: int, trigger: str) -> None:
@@ -252,6 +208,22 @@ class ServerProtocol:
     def states(self) -> Mapping[int, DeliveryState]:
         """Unsettled deliveries by delivery tag (a read-only view)."""
         return dict(self._states)
+
+    def start_drain(self, now: float, grace: float) -> None:
+        """The server stopped consuming: in-flight requests have `grace` seconds to finish."""
+        self._drain_until = now + grace
+
+    def drain_time_left(self, now: float) -> float | None:
+        """Seconds a draining server may still wait for in-flight requests, or None when they
+        are all answered or the grace period is over (after `start_drain`)."""
+        if not self._states or self._drain_until is None or now >= self._drain_until:
+            return None
+        return self._drain_until - now
+
+
+def _ack_up_to(tags: list[int]) -> Ack:
+    # One ack for all of `tags`: a multiple ack up to the highest, or a single one.
+    return Ack(delivery_tag=max(tags), multiple=len(tags) > 1)
 
 
 class ServerView:

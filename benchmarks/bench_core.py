@@ -16,7 +16,8 @@ import time
 import tracemalloc
 
 import amqprpc
-from amqprpc import ClientProtocol, Delivery, Registry, ServerProtocol, call_handler
+from amqprpc import Registry
+from amqprpc.protocol import IGNORED, ClientProtocol, Delivery, ServerProtocol, call_handler
 
 
 class Arith:
@@ -42,7 +43,7 @@ def core_loop(formatter: amqprpc.Formatter, calls: int) -> float:
         assert invoke is not None
         reply = server.finish(invoke, call_handler(invoke))[0]
         done = client.receive(Delivery(properties=reply.properties, body=reply.body))
-        assert done is not amqprpc.IGNORED and done.value == 3 * i
+        assert done is not IGNORED and done.value == 3 * i
     return (time.process_time() - start) / calls * 1e6
 
 

@@ -1,17 +1,9 @@
-"""aioamqp <-> amqprpc actions and events. The only module that imports aioamqp.
+"""aioamqp <-> amqprpc actions and events: the async adapter's `AsyncLink`.
 
-`AioLink` performs the core's actions on one aioamqp channel and feeds deliveries and
-returns back as events; `run` is the async pump that drives a core op. Client-library
-exceptions become amqprpc errors here (`map_exceptions`), and nowhere else.
-
-aioamqp decodes every content header with pamqp inside its frame reader, and pamqp raises on
-headers RabbitMQ passes on: a short string that is not UTF-8 (a property or a table key), a
-field-table timestamp beyond year 9999, tables nested deeper than Python's recursion limit.
-aioamqp then logs the error and reads on from the middle of a frame, so the connection
-neither works nor closes. A link therefore reads frames for its connection itself
-(`_salvage_frames`): as aioamqp does, except that a content header pamqp cannot decode is read
-by the core's lenient decoder, so that one hostile message costs one error reply, not the
-server or client (PROTOCOL.md section 9).
+`AioLink` performs the core's actions on one aioamqp channel and hands deliveries, returns and
+the channel's end to its sink. Client-library exceptions become amqprpc errors here
+(`map_exceptions`), and nowhere else. The only other module that touches aioamqp is
+`_compat`, which fences the internals the hot path and header salvaging rely on.
 """
 
 from __future__ import annotations
@@ -20,41 +12,36 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aioamqp
 import aioamqp.exceptions
-import pamqp.commands
-import pamqp.exceptions
-import pamqp.frame
-import pamqp.header
-import pamqp.heartbeat
 
-from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError, UsageError
+from .._envelope import Properties, checked_properties, lenient_properties
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
+    CancelConsume,
+    CloseChannel,
     Consume,
+    Consuming,
     DeclareQueue,
     Delivery,
-    Event,
+    Performed,
     Publish,
     Qos,
+    QueueDeclared,
     Reject,
     Returned,
-    WaitFor,
 )
-from .._frames import decode_content_header
-from .._ops import Op, QueueDeclared
-from ._writer import FrameWriter
+from .._link import AsyncLink, LinkSink, NoSink
+from ._compat import FrameWriter, internals_usable, salvage_frames
 
-__all__ = ["AioLink", "map_exceptions", "run"]
+__all__ = ["AioLink", "is_protocol", "map_exceptions", "open_link"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _CONNECTION_ERRORS = (aioamqp.exceptions.AmqpClosedConnection, ConnectionError, OSError)
 
@@ -72,6 +59,11 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise ConnectionLost(f"{what}: connection closed") from exc
     except aioamqp.exceptions.AioamqpException as exc:
         raise RPCError(f"{what}: {exc!r}") from exc
+
+
+def is_protocol(target: object) -> bool:
+    """Whether `target` is an aioamqp connection (`AmqpProtocol`)."""
+    return isinstance(target, aioamqp.AmqpProtocol)
 
 
 def _to_wire(properties: Properties) -> dict[str, Any]:
@@ -93,24 +85,26 @@ def _to_wire(properties: Properties) -> dict[str, Any]:
 
 def _from_wire(props: Any) -> Properties:
     stamp = props.timestamp
-    try:  # what arrives is nearly always well-formed: check it in one go
-        return Properties(
-            content_type=props.content_type,
-            content_encoding=props.content_encoding,
-            headers=props.headers,
-            delivery_mode=props.delivery_mode,
-            priority=props.priority,
-            correlation_id=props.correlation_id,
-            reply_to=props.reply_to,
-            expiration=props.expiration,
-            message_id=props.message_id,
-            timestamp=None if stamp is None else int(stamp.timestamp()),
-            type=props.message_type,
-            user_id=props.user_id,
-            app_id=props.app_id,
-            cluster_id=props.cluster_id,
+    try:  # what arrives is nearly always well-formed: read it in one go, then check it
+        return checked_properties(
+            Properties(
+                content_type=props.content_type,
+                content_encoding=props.content_encoding,
+                headers=props.headers,
+                delivery_mode=props.delivery_mode,
+                priority=props.priority,
+                correlation_id=props.correlation_id,
+                reply_to=props.reply_to,
+                expiration=props.expiration,
+                message_id=props.message_id,
+                timestamp=None if stamp is None else int(stamp.timestamp()),
+                type=props.message_type,
+                user_id=props.user_id,
+                app_id=props.app_id,
+                cluster_id=props.cluster_id,
+            )
         )
-    except (UsageError, AttributeError, TypeError, ValueError, OverflowError):
+    except (AttributeError, TypeError, ValueError, OverflowError):
         pass
     fields = {name: getattr(props, name, None) for name in Properties.__slots__}
     fields["type"] = getattr(props, "message_type", None)
@@ -119,99 +113,32 @@ def _from_wire(props: Any) -> Properties:
     return lenient_properties(fields)
 
 
-# What pamqp raises on a content header it cannot read: UnmarshalingException wraps struct.error
-# and ValueError (UnicodeDecodeError, year out of range); the others escape it unwrapped.
-_DECODE_ERRORS = (
-    pamqp.exceptions.UnmarshalingException,
-    ArithmeticError,
-    OSError,
-    RecursionError,
-    ValueError,
-)
-_SALVAGED = "_amqprpc_salvages_headers"
-_FRAME_HEADER, _FRAME_METHOD, _FRAME_BODY, _FRAME_HEARTBEAT = 2, 1, 3, 8
-_FRAME_END = b"\xce"
-
-
-def _salvage_frames(protocol: Any) -> None:
-    """Let `protocol` (an AmqpProtocol) survive content headers pamqp cannot decode.
-
-    Replaces this one connection's `get_frame` (aioamqp reads every frame through it) with
-    `_read_frame` (see the module docstring).
-    """
-    if getattr(protocol, _SALVAGED, False) or not hasattr(protocol, "get_frame"):
-        return
-
-    async def get_frame() -> tuple[int, Any]:
-        return await _read_frame(protocol._stream_reader)
-
-    protocol.get_frame = get_frame
-    setattr(protocol, _SALVAGED, True)
-
-
-async def _read_frame(reader: Any) -> tuple[int, Any]:
-    # aioamqp.frame.read (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, 0xCE), except
-    # for content headers pamqp cannot decode.
-    if not reader:
-        raise aioamqp.exceptions.AmqpClosedConnection()
-    try:
-        head = await reader.readexactly(7)
-    except (asyncio.IncompleteReadError, OSError) as exc:
-        raise aioamqp.exceptions.AmqpClosedConnection() from exc
-    kind, channel, size = pamqp.frame.frame_parts(head)
-    if size is None:
-        raise aioamqp.exceptions.AmqpClosedConnection()
-    rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet together
-    if rest[-1:] != _FRAME_END:
-        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
-    payload = rest[:-1]
-    frame: Any = None
-    if kind == _FRAME_METHOD:
-        frame = pamqp.frame._unmarshal_method_frame(payload)
-    elif kind == _FRAME_HEADER:
-        frame = _header_frame(payload)
-    elif kind == _FRAME_BODY:
-        frame = pamqp.frame._unmarshal_body_frame(payload)
-    elif kind == _FRAME_HEARTBEAT:
-        frame = pamqp.heartbeat.Heartbeat()
-    return channel, frame
-
-
-def _header_frame(payload: bytes) -> Any:
-    try:
-        return pamqp.frame._unmarshal_header_frame(payload)
-    except _DECODE_ERRORS as exc:
-        try:
-            body_size, properties = decode_content_header(payload, lenient=True)
-        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks tables
-            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
-        logger.warning("pamqp could not decode a content header (%s); read it leniently", exc)
-    props = pamqp.commands.Basic.Properties()
-    for name, value in _to_wire(properties).items():
-        setattr(props, name, value)  # as pamqp's unmarshal does: no validation
-    return pamqp.header.ContentHeader(body_size=body_size, properties=props)
-
-
 class AioLink:
-    """One aioamqp channel, seen through the core's actions and events."""
+    """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Any, writer: FrameWriter | None) -> None:
         self.channel = channel
-        self.on_delivery: Callable[[Delivery], None] = _unhandled
-        self.on_return: Callable[[Returned], None] = _unhandled
-        self.on_wait: Callable[[WaitFor], None] = _unhandled
-        self.consumer_tag: str | None = None
-        self._writer: FrameWriter | None = None
+        self._writer = writer
+        self._sink: LinkSink = NoSink()
+        self._loop = asyncio.get_running_loop()
         self._background: set[asyncio.Task[Any]] = set()
+        self._watcher = self._loop.create_task(self._watch())
 
     @classmethod
     async def open(cls, protocol: Any) -> AioLink:
         """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
-        link = cls(None)
-        _salvage_frames(protocol)
+        usable = internals_usable(protocol)
+        if usable:
+            salvage_frames(protocol, _to_wire)
+        sink: list[AioLink] = []
+
+        async def returned(channel: Any, body: bytes, envelope: Any, props: Any) -> None:
+            sink[0]._returned(body, envelope, props)
+
         with map_exceptions("opening a channel"):
-            link.channel = await protocol.channel(return_callback=link._returned)
-        link._writer = FrameWriter.attach(protocol, link.channel)
+            channel = await protocol.channel(return_callback=returned)
+        link = cls(channel, FrameWriter(protocol, channel) if usable else None)
+        sink.append(link)
         return link
 
     @property
@@ -219,39 +146,54 @@ class AioLink:
         """Whether the channel (and so its connection) is still open."""
         return bool(self.channel.is_open)
 
+    def bind(self, sink: LinkSink) -> None:
+        """Send deliveries, returns and the channel's end to `sink` from now on."""
+        self._sink = sink
+
+    def now(self) -> float:
+        """The event loop's clock."""
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """Run `callback` at loop time `when`."""
+        return self._loop.call_at(when, callback)
+
     async def wait_closed(self) -> None:
         """Wait until the channel closes, for whatever reason."""
         await self.channel.close_event.wait()
 
-    async def perform(self, action: Action) -> Event | QueueDeclared | None:
-        """Carry out one action. Returns the event it produced, if any. Raises RPCError."""
+    async def _watch(self) -> None:
+        await self.channel.close_event.wait()
+        self._sink.closed("the channel or connection closed")
+
+    async def perform(self, action: Action) -> Performed:
+        """Carry out one action. Returns the broker's answer, if any. Raises RPCError."""
         channel = self.channel
         writer = self._writer
         if isinstance(action, Publish):
-            if writer is not None:  # the hot path: frames built by the core, one write a turn
-                with map_exceptions(f"publishing to {action.routing_key!r}"):
-                    if writer.publish(action):
-                        await writer.drain()
-                return None
             with map_exceptions(f"publishing to {action.routing_key!r}"):
-                await channel.basic_publish(
-                    action.body,
-                    action.exchange,
-                    action.routing_key,
-                    properties=_to_wire(action.properties),
-                    mandatory=action.mandatory,
-                )
+                if writer is None:
+                    await channel.basic_publish(
+                        action.body,
+                        action.exchange,
+                        action.routing_key,
+                        properties=_to_wire(action.properties),
+                        mandatory=action.mandatory,
+                    )
+                elif writer.publish(action):  # the hot path: one write a loop turn
+                    await writer.drain()
             return None
-        if isinstance(action, WaitFor):
-            self.on_wait(action)
-            token: Awaitable[Event] = action.token  # type: ignore[assignment]
-            return await token
+        if isinstance(action, Ack) and writer is not None:
+            with map_exceptions("acknowledging"):
+                if writer.ack(action):
+                    await writer.drain()
+            return None
+        if isinstance(action, Reject) and writer is not None:
+            with map_exceptions("rejecting"):
+                if writer.reject(action):
+                    await writer.drain()
+            return None
         if writer is not None:
-            if isinstance(action, Ack):
-                with map_exceptions("acknowledging"):
-                    if writer.ack(action):
-                        await writer.drain()
-                return None
             writer.flush()  # aioamqp writes what follows itself: keep the order of frames
         if isinstance(action, Ack):
             with map_exceptions("acknowledging"):
@@ -269,7 +211,11 @@ class AioLink:
                     exclusive=action.exclusive,
                     auto_delete=action.auto_delete,
                 )
-            return QueueDeclared(ok["queue"], ok["message_count"], ok["consumer_count"])
+            return QueueDeclared(
+                queue=ok["queue"],
+                message_count=ok["message_count"],
+                consumer_count=ok["consumer_count"],
+            )
         if isinstance(action, Qos):
             with map_exceptions("setting prefetch"):
                 await channel.basic_qos(prefetch_count=action.prefetch_count)
@@ -282,49 +228,48 @@ class AioLink:
                     no_ack=action.no_ack,
                     exclusive=action.exclusive,
                 )
-            self.consumer_tag = ok["consumer_tag"]
+            return Consuming(consumer_tag=ok["consumer_tag"])
+        if isinstance(action, CancelConsume):
+            if self.is_open:
+                with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
+                    await channel.basic_cancel(action.consumer_tag)
+            return None
+        if isinstance(action, CloseChannel):
+            self._watcher.cancel()
+            if self.is_open:
+                with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
+                    await channel.close()
             return None
         raise TypeError(f"unknown action {action!r}")
+
+    def perform_soon(self, action: Action) -> None:
+        """Send an action that needs no answer without waiting (from a callback), in order with
+        the rest of this loop turn's frames. Raises ConnectionLost when the channel is closed."""
+        writer = self._writer
+        if writer is not None:  # queued for this turn's write, without waiting for a drain
+            if isinstance(action, Publish):
+                writer.publish(action)
+                return
+            if isinstance(action, Ack):
+                writer.ack(action)
+                return
+            if isinstance(action, Reject):
+                writer.reject(action)
+                return
+        task = self._loop.create_task(self._perform_quietly(action))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def flush(self) -> None:
         """Write the frames gathered for this loop turn now."""
         if self._writer is not None:
             self._writer.flush()
 
-    def perform_soon(self, action: Ack | Reject) -> None:
-        """Send an ack or reject without waiting (from a callback). Raises ConnectionLost."""
-        if self._writer is not None:  # small frames: no wait for the drain
-            if isinstance(action, Ack):
-                self._writer.ack(action)
-            else:
-                self._writer.reject(action)
-            return
-        task = asyncio.get_running_loop().create_task(self._perform_quietly(action))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _perform_quietly(self, action: Ack | Reject) -> None:
+    async def _perform_quietly(self, action: Action) -> None:
         try:
             await self.perform(action)
         except RPCError as exc:  # the channel went: the broker requeues what is unacked
-            logger.debug("could not acknowledge: %s", exc)
-
-    async def stop_consuming(self) -> None:
-        """Cancel our consumer (basic.cancel); deliveries stop once the broker confirms."""
-        if self._writer is not None:
-            self._writer.flush()
-        if self.consumer_tag is not None and self.is_open:
-            with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
-                await self.channel.basic_cancel(self.consumer_tag)
-            self.consumer_tag = None
-
-    async def close(self) -> None:
-        """Close the channel; a channel that is already closed is left as it is."""
-        if self._writer is not None:
-            self._writer.flush()
-        if self.is_open:
-            with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
-                await self.channel.close()
+            logger.debug("could not perform %r: %s", action, exc)
 
     # aioamqp awaits these callbacks inside its frame reader: they must not block.
     async def _delivered(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:
@@ -334,9 +279,9 @@ class AioLink:
             delivery_tag=envelope.delivery_tag,
             redelivered=bool(envelope.is_redeliver),
         )
-        self.on_delivery(delivery)
+        self._sink.delivered(delivery)
 
-    async def _returned(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:
+    def _returned(self, body: bytes, envelope: Any, props: Any) -> None:
         returned = Returned(
             reply_code=envelope.reply_code,
             reply_text=envelope.reply_text or "",
@@ -344,27 +289,19 @@ class AioLink:
             properties=_from_wire(props),
             body=body,
         )
-        self.on_return(returned)
+        self._sink.returned(returned)
 
 
-def _unhandled(event: object) -> None:
-    logger.debug("no handler for %r", event)
+async def open_link(target: object) -> AsyncLink:
+    """A link on `target`: an aioamqp connection (`AmqpProtocol`), or any object with an
+    `async open_async_link()` that returns an AsyncLink (an in-memory broker, say).
 
-
-async def run(op: Op[T], link: AioLink) -> T:
-    """Drive a core op to its end on `link`. Returns its value; raises what it raises.
-
-    An exception from performing an action (or a cancellation while waiting) is thrown into
-    the op, so the core can end the call it belongs to before it propagates.
+    Raises UsageError for anything else, ConnectionLost when no channel can be opened.
     """
-    try:
-        action = next(op)
-        while True:
-            try:
-                event = await link.perform(action)
-            except BaseException as exc:  # noqa: BLE001 - handed to the op, which re-raises
-                action = op.throw(exc)
-            else:
-                action = op.send(event)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    if is_protocol(target):
+        return await AioLink.open(target)
+    opener = getattr(target, "open_async_link", None)
+    if callable(opener):
+        link: AsyncLink = await opener()
+        return link
+    raise UsageError(f"expected an aioamqp connection (AmqpProtocol), not {target!r}")

@@ -1,24 +1,27 @@
 """The async client codec: calls from asyncio code over an aioamqp connection.
 
 Thin by design (STYLE.md section 3): the core numbers, encodes, matches and times out calls;
-this module supplies the event loop's clock, one future per call, and the channel.
+this module supplies one future per call, one loop timer set where the core says
+(`ClientProtocol.alarm`), and the link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, reply_queue_name
 from .._errors import ConnectionLost
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
-from .._ops import call_op, client_setup_op
+from .._link import AsyncLink, no_wait, run_async
+from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from ._link import AioLink, run
+from ._link import open_link
 
 __all__ = ["AsyncClientCodec", "client_codec"]
 
@@ -30,19 +33,15 @@ _Future = asyncio.Future[CallDone[Any]]
 class AsyncClientCodec(ClientView):
     """Calls to one request queue, with replies on this codec's own exclusive queue."""
 
-    def __init__(self, link: AioLink, proto: ClientProtocol[_Future]) -> None:
+    def __init__(self, link: AsyncLink, proto: ClientProtocol[_Future]) -> None:
         self._link = link
         self._proto = proto
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer: Any = None
         self._closing = False
-        link.on_delivery = self._on_reply
-        link.on_return = self._on_return
-        link.on_wait = self._on_wait
-        self._watcher = self._loop.create_task(self._watch())
+        link.bind(self)
 
-    def client(self, service: str) -> ServiceProxy[Any]:
+    def client(self, service: str) -> ServiceProxy[Any, Any]:
         """A proxy whose attributes are `service`'s remote methods: `await proxy.Mul(arg)`."""
         return ServiceProxy(service, self._call_positional)
 
@@ -55,8 +54,8 @@ class AsyncClientCodec(ClientView):
         if self._closing or not self._link.is_open:
             raise ConnectionLost(f"{method}: the client codec is closed")
         future: _Future = self._loop.create_future()
-        op = call_op(self._proto, method, arg, now=self._loop.time(), timeout=timeout, token=future)
-        return await run(op, self._link)
+        op = call_op(self._proto, method, arg, now=self._link.now(), timeout=timeout, token=future)
+        return await run_async(op, self._link, self._wait)
 
     def _call_positional(self, method: str, arg: object, timeout: float | None) -> Any:
         return self.call(method, arg, timeout=timeout)
@@ -66,9 +65,10 @@ class AsyncClientCodec(ClientView):
         if self._closing:
             return
         self._closing = True
-        self._fail_all("the client codec was closed")
-        self._watcher.cancel()
-        await self._link.close()
+        self._settle_all(self._proto.fail_all("the client codec was closed"))
+        if self._timer is not None:
+            self._timer.cancel()
+        await run_async(close_op(), self._link, no_wait)
 
     async def __aenter__(self) -> AsyncClientCodec:
         return self
@@ -79,49 +79,48 @@ class AsyncClientCodec(ClientView):
     ) -> None:  # fmt: skip
         await self.close()
 
-    # -- events from the link ----------------------------------------------------------
+    # -- the pump's wait, and the one timer ----------------------------------------------
 
-    def _on_reply(self, delivery: Delivery) -> None:
+    def _wait(self, wait: WaitFor[_Future]) -> _Future:
+        self._set_alarm()
+        return wait.token
+
+    def _set_alarm(self) -> None:
+        when = self._proto.alarm()
+        if when is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._link.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._settle_all(self._proto.expire(self._link.now()))
+        self._set_alarm()
+
+    # -- the link's sink -------------------------------------------------------------------
+
+    def delivered(self, delivery: Delivery) -> None:
+        """A reply arrived: the core says which call it ends."""
         done = self._proto.receive(delivery)
         if done is not IGNORED:
             _settle(done)
 
-    def _on_return(self, returned: Returned) -> None:
+    def returned(self, returned: Returned) -> None:
+        """A request came back unroutable: the core ends its call."""
         done = self._proto.returned(returned)
         if done is not IGNORED:
             _settle(done)
 
-    def _on_wait(self, wait: WaitFor) -> None:
-        # One timer for all calls, set for the earliest deadline the core knows of.
-        if self._timer is None or wait.deadline < self._timer_at:
-            self._arm(wait.deadline)
-
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        for done in self._proto.expire(self._loop.time()):
-            _settle(done)
-        following = self._proto.next_deadline()
-        if following is not None:
-            self._arm(following)
-
-    async def _watch(self) -> None:
-        await self._link.wait_closed()
+    def closed(self, reason: str) -> None:
+        """The channel went away: every call in flight ends with ConnectionLost."""
         if not self._closing:
             logger.warning("client channel for %r closed; failing pending calls", self.queue)
-            self._fail_all("the channel or connection closed")
+            self._settle_all(self._proto.fail_all(reason))
 
-    def _fail_all(self, reason: str) -> None:
-        for done in self._proto.fail_all(reason):
+    @staticmethod
+    def _settle_all(dones: list[CallDone[_Future]]) -> None:
+        for done in dones:
             _settle(done)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def _settle(done: CallDone[_Future]) -> None:
@@ -130,7 +129,7 @@ def _settle(done: CallDone[_Future]) -> None:
 
 
 async def client_codec(
-    protocol: Any,
+    connection: Any,
     queue: str,
     formatter: FormatterLike,
     *,
@@ -142,20 +141,20 @@ async def client_codec(
     Opens its own channel and an exclusive, auto-delete reply queue. It does not check that a
     server runs (start-up order does not matter): a call to a queue that does not exist fails
     at once with Unroutable. `timeout` is the default per-call timeout in seconds. Raises
-    ConnectionLost or BrokerError when the channel cannot be set up.
+    UsageError for bad settings, ConnectionLost or BrokerError when the channel cannot be set
+    up.
     """
-    # The reply queue's name comes from the broker; the protocol is checked before that.
     proto: ClientProtocol[_Future] = ClientProtocol(
         request_queue=queue,
-        reply_queue="unset",
+        reply_queue=reply_queue_name(uuid.uuid4().hex),
         formatter=as_formatter(formatter),
         timeout=timeout,
         max_body_size=max_body_size,
     )
-    link = await AioLink.open(protocol)
+    link = await open_link(connection)
     try:
-        proto.reply_queue = await run(client_setup_op(), link)
+        await run_async(client_setup_op(proto.reply_queue), link, no_wait)
     except BaseException:
-        await link.close()
+        await run_async(close_op(), link, no_wait)
         raise
     return AsyncClientCodec(link, proto)

@@ -16,19 +16,19 @@ from typing import Any
 
 from .._dispatch import Registry
 from .._errors import RPCError, UsageError
-from .._events import Action, Delivery
+from .._events import Action, Delivery, Invoke, Returned
 from .._formatters import FormatterLike, as_formatter
-from .._ops import consume_op, server_setup_op
+from .._link import AsyncLink, no_wait, run_async
+from .._ops import cancel_consume_op, close_op, consume_op, server_setup_op
 from .._server import (
     DEFAULT_MAX_BODY_SIZE,
     AckMode,
-    Received,
     ServerProtocol,
     ServerView,
     call_handler,
     call_handler_async,
 )
-from ._link import AioLink, run
+from ._link import open_link
 
 __all__ = ["AsyncServerCodec", "server_codec"]
 
@@ -42,11 +42,10 @@ class AsyncServerCodec(ServerView):
 
     def __init__(
         self,
-        link: AioLink,
+        link: AsyncLink,
         proto: ServerProtocol,
         *,
         queue: str,
-        max_concurrency: int,
         executor: Executor | None,
         max_workers: int | None,
         grace: float,
@@ -54,7 +53,6 @@ class AsyncServerCodec(ServerView):
         self._link = link
         self._proto = proto
         self._queue = queue
-        self._max_concurrency = max_concurrency
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
@@ -63,10 +61,10 @@ class AsyncServerCodec(ServerView):
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consuming: asyncio.Task[None] | None = None
+        self._consumer_tag: str | None = None
         self._closing = False
         self._acks_due = False
-        link.on_delivery = self._on_request
-        self._watcher = self._loop.create_task(self._watch())
+        link.bind(self)
 
     @property
     def is_open(self) -> bool:
@@ -91,7 +89,7 @@ class AsyncServerCodec(ServerView):
         await asyncio.shield(self._consuming)
 
     async def _start(self) -> None:
-        await run(consume_op(self._queue), self._link)
+        self._consumer_tag = await run_async(consume_op(self._queue), self._link, no_wait)
 
     async def wait_closed(self) -> None:
         """Wait until the server's channel closes (close(), a broker error, connection loss)."""
@@ -102,7 +100,7 @@ class AsyncServerCodec(ServerView):
         if self._closing:
             return
         self._closing = True
-        await self._link.stop_consuming()
+        await run_async(cancel_consume_op(self._consumer_tag), self._link, no_wait)
         if self._tasks:
             timeout = self._grace if grace is None else grace
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
@@ -111,8 +109,7 @@ class AsyncServerCodec(ServerView):
                 for task in late:
                     task.cancel()
         self._send_acks()
-        self._watcher.cancel()
-        await self._link.close()
+        await run_async(close_op(), self._link, no_wait)
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -125,21 +122,36 @@ class AsyncServerCodec(ServerView):
     ) -> None:  # fmt: skip
         await self.close()
 
-    def _on_request(self, delivery: Delivery) -> None:
-        received = self._proto.receive(delivery)
-        if self._proto.ack == "early":  # on receipt: written before the handler can start
-            self._send_acks()
-            self._link.flush()
-        task = self._loop.create_task(self._handle(received))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # -- the link's sink -------------------------------------------------------------------
 
-    async def _handle(self, received: Received) -> None:
+    def delivered(self, delivery: Delivery) -> None:
+        """A request arrived: perform what the core says now, run its handler as a task."""
+        received = self._proto.receive(delivery)
+        if received.actions:  # early acks, answers on the spot: out before any handler runs
+            try:
+                for action in received.actions:
+                    self._link.perform_soon(action)
+                self._link.flush()
+            except RPCError as exc:
+                logger.debug("could not answer a request: %s", exc)
+        if received.invoke is not None:
+            task = self._loop.create_task(self._handle(received.invoke))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._ack_soon()
+
+    def returned(self, returned: Returned) -> None:
+        """Replies are not mandatory, so nothing comes back; logged if it does."""
+        logger.debug("a server publish came back: %s", returned.reply_text)
+
+    def closed(self, reason: str) -> None:
+        """The channel went away: no longer serving."""
+        if not self._closing:
+            logger.error("server channel for %r closed; no longer serving", self._queue)
+
+    async def _handle(self, invoke: Invoke) -> None:
         try:
-            await self._perform(received.actions)
-            invoke = received.invoke
-            if invoke is None:
-                return
             if invoke.handler.is_async:
                 outcome = await call_handler_async(invoke)
             else:
@@ -151,7 +163,7 @@ class AsyncServerCodec(ServerView):
             self._ack_soon()
 
     def _ack_soon(self) -> None:
-        # Acks are batched (ServerProtocol.flush_acks): one pass per loop turn sends them all.
+        # The core batches acks (ServerProtocol.flush_acks): one pass per loop turn sends them.
         if not self._acks_due:
             self._acks_due = True
             self._loop.call_soon(self._send_acks)
@@ -167,11 +179,6 @@ class AsyncServerCodec(ServerView):
     async def _perform(self, actions: tuple[Action, ...]) -> None:
         for action in actions:
             await self._link.perform(action)
-
-    async def _watch(self) -> None:
-        await self._link.wait_closed()
-        if not self._closing:
-            logger.error("server channel for %r closed; no longer serving", self._queue)
 
 
 async def server_codec(
@@ -203,20 +210,13 @@ async def server_codec(
         formatter=as_formatter(formatter),
         ack=ack,
         max_body_size=max_body_size,
-        batch_acks=True,
     )
-    link = await AioLink.open(protocol)
+    link = await open_link(protocol)
     try:
-        await run(server_setup_op(queue, prefetch=max_concurrency, consume=False), link)
+        await run_async(server_setup_op(queue, prefetch=max_concurrency), link, no_wait)
     except BaseException:
-        await link.close()
+        await run_async(close_op(), link, no_wait)
         raise
     return AsyncServerCodec(
-        link,
-        proto,
-        queue=queue,
-        max_concurrency=max_concurrency,
-        executor=executor,
-        max_workers=max_workers,
-        grace=grace,
+        link, proto, queue=queue, executor=executor, max_workers=max_workers, grace=grace
     )

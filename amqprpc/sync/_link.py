@@ -1,57 +1,58 @@
-"""pika <-> amqprpc actions and events. The only module that imports pika.
+"""pika <-> amqprpc actions and events: the sync adapter's `Link`.
 
-`PikaLink` performs the core's actions on one `BlockingChannel` and feeds deliveries and
-returns back as events; `run` is the blocking pump that drives a core op. pika exceptions
-become amqprpc errors here (`map_exceptions`), and nowhere else. pika is not thread-safe:
-everything here runs on the thread that owns the connection, except `call_threadsafe`.
-
-pika decodes every content header before anyone sees the message, and a header it cannot
-decode (a field-table timestamp beyond year 9999, tables nested deeper than Python's
-recursion limit; RabbitMQ passes both on) kills the whole connection. A link therefore
-reads such a header with the core's lenient decoder instead (`_salvage_frames`), so that one
-hostile message costs one error reply, not the server or client (PROTOCOL.md section 9).
+`PikaLink` performs the core's actions on one `BlockingChannel` and hands deliveries, returns
+and the channel's end to its sink. pika exceptions become amqprpc errors here
+(`map_exceptions`), and nowhere else. pika is not thread-safe: everything here runs on the
+thread that owns the connection, except `call_threadsafe`. The only other module that touches
+pika is `_compat`, which fences the internals that header salvaging relies on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
-import struct
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pika
 import pika.exceptions
-import pika.frame
-import pika.spec
 
 from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, ProtocolViolation, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
     CallDone,
+    CancelConsume,
+    CloseChannel,
     Consume,
+    Consuming,
     DeclareQueue,
     Delivery,
-    Event,
+    Performed,
     Publish,
     Qos,
+    QueueDeclared,
     Reject,
     Returned,
-    WaitFor,
 )
-from .._frames import decode_content_header
-from .._ops import Op, QueueDeclared
+from .._link import Link, LinkSink, NoSink
+from ._compat import salvage_frames
 
-__all__ = ["PikaLink", "Slot", "connection_parameters", "is_connection", "map_exceptions", "run"]
+__all__ = [
+    "PikaConnector",
+    "PikaLink",
+    "Slot",
+    "connection_parameters",
+    "is_connection",
+    "link_for",
+    "map_exceptions",
+    "open_link",
+]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-clock = time.monotonic
 
 
 @contextlib.contextmanager
@@ -112,62 +113,6 @@ def _from_wire(props: Any) -> Properties:
     return lenient_properties({name: getattr(props, name, None) for name in Properties.__slots__})
 
 
-# What pika's decoders raise on a content header they cannot read (OverflowError and OSError
-# from datetime.fromtimestamp, RecursionError from deep tables, struct.error, ...).
-_DECODE_ERRORS = (
-    ArithmeticError,
-    LookupError,
-    OSError,
-    RecursionError,
-    TypeError,
-    ValueError,
-    struct.error,
-    pika.exceptions.AMQPError,
-)
-_SALVAGED = "_amqprpc_salvages_headers"
-
-
-def _salvage_frames(connection: Any) -> None:
-    """Let `connection` survive content headers pika cannot decode (see the module docstring).
-
-    Wraps the frame reader of this one connection: a frame pika decodes is used as is; a
-    content-header frame it fails on is decoded by the core instead. Any other failure is
-    pika's, unchanged.
-    """
-    impl = getattr(connection, "_impl", None)
-    if impl is None or getattr(impl, _SALVAGED, False):
-        return
-    strict = impl._read_frame
-
-    def read_frame() -> Any:
-        try:
-            return strict()
-        except _DECODE_ERRORS as exc:
-            salvaged = _salvage_header_frame(impl._frame_buffer)
-            if salvaged is None:
-                raise
-            logger.warning("pika could not decode a content header (%r); read it leniently", exc)
-            return salvaged
-
-    impl._read_frame = read_frame
-    setattr(impl, _SALVAGED, True)
-
-
-def _salvage_header_frame(buffer: bytes) -> tuple[int, Any] | None:
-    # AMQP 0-9-1 section 4.2.3: type (octet), channel (short), size (long), payload, 0xCE.
-    if len(buffer) < 7:
-        return None
-    kind, channel, size = struct.unpack_from(">BHL", buffer)
-    end = 7 + size + 1
-    if kind != pika.spec.FRAME_HEADER or len(buffer) < end or buffer[end - 1] != 0xCE:
-        return None
-    try:
-        body_size, properties = decode_content_header(bytes(buffer[7 : end - 1]), lenient=True)
-    except (ProtocolViolation, struct.error):
-        return None
-    return end, pika.frame.Header(channel, body_size, _to_wire(properties))
-
-
 class Slot:
     """The token of a call on a blocking client: `done` is filled when the call ends."""
 
@@ -178,23 +123,28 @@ class Slot:
 
 
 class PikaLink:
-    """One pika BlockingChannel, seen through the core's actions and events."""
+    """One pika BlockingChannel, seen through the core's actions and events (a Link)."""
 
     def __init__(self, connection: Any, *, owned: bool) -> None:
         self.connection = connection
         self.owned = owned
-        _salvage_frames(connection)
+        self._sink: LinkSink = NoSink()
+        self._closed_reported = False
+        salvage_frames(connection, _to_wire)
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
-        self.on_delivery: Callable[[Delivery], None] = _unhandled
-        self.on_return: Callable[[Returned], None] = _unhandled
-        self.on_deadline: Callable[[float], None] = _unhandled
-        self.consumer_tag: str | None = None
 
     @classmethod
-    def connect(cls, parameters: Any) -> PikaLink:
-        """Open a connection of our own (closed with the link). Raises ConnectionLost."""
+    def connect(cls, parameters: Any, *, within: float | None = None) -> PikaLink:
+        """Open a connection of our own (closed with the link), giving up after `within`
+        seconds when that is sooner than the parameters' own timeouts. Raises ConnectionLost.
+        """
+        if within is not None:
+            limit = max(within, 0.001)
+            parameters = copy.copy(parameters)
+            parameters.socket_timeout = min(parameters.socket_timeout or limit, limit)
+            parameters.stack_timeout = min(parameters.stack_timeout or limit, limit)
         with map_exceptions(f"connecting to {parameters.host}:{parameters.port}"):
             connection = pika.BlockingConnection(parameters)
         return cls(connection, owned=True)
@@ -204,8 +154,16 @@ class PikaLink:
         """Whether the channel and its connection are open."""
         return bool(self.connection.is_open and self.channel.is_open)
 
-    def perform(self, action: Action) -> Event | QueueDeclared | None:
-        """Carry out one action. Returns the event it produced, if any. Raises RPCError."""
+    def bind(self, sink: LinkSink) -> None:
+        """Send deliveries, returns and the channel's end to `sink` from now on."""
+        self._sink = sink
+
+    def now(self) -> float:
+        """The monotonic clock."""
+        return time.monotonic()
+
+    def perform(self, action: Action) -> Performed:
+        """Carry out one action. Returns the broker's answer, if any. Raises RPCError."""
         channel = self.channel
         if isinstance(action, Publish):
             with map_exceptions(f"publishing to {action.routing_key!r}"):
@@ -217,8 +175,6 @@ class PikaLink:
                     mandatory=action.mandatory,
                 )
             return None
-        if isinstance(action, WaitFor):
-            return self._wait(action)
         if isinstance(action, Ack):
             with map_exceptions("acknowledging"):
                 channel.basic_ack(action.delivery_tag, multiple=action.multiple)
@@ -235,60 +191,60 @@ class PikaLink:
                     exclusive=action.exclusive,
                     auto_delete=action.auto_delete,
                 ).method
-            return QueueDeclared(ok.queue, ok.message_count, ok.consumer_count)
+            return QueueDeclared(
+                queue=ok.queue, message_count=ok.message_count, consumer_count=ok.consumer_count
+            )
         if isinstance(action, Qos):
             with map_exceptions("setting prefetch"):
                 channel.basic_qos(prefetch_count=action.prefetch_count)
             return None
         if isinstance(action, Consume):
             with map_exceptions(f"consuming {action.queue!r}"):
-                self.consumer_tag = channel.basic_consume(
+                tag = channel.basic_consume(
                     action.queue,
                     self._delivered,
                     auto_ack=action.no_ack,
                     exclusive=action.exclusive,
                 )
+            return Consuming(consumer_tag=tag)
+        if isinstance(action, CancelConsume):
+            if self.is_open:
+                with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
+                    channel.basic_cancel(action.consumer_tag)
+            return None
+        if isinstance(action, CloseChannel):
+            self._closed_reported = True  # closing on purpose: not news for the sink
+            with contextlib.suppress(RPCError), map_exceptions("closing"):
+                if channel.is_open:
+                    channel.close()
+                if self.owned and self.connection.is_open:
+                    self.connection.close()
             return None
         raise TypeError(f"unknown action {action!r}")
 
-    def _wait(self, action: WaitFor) -> Event | None:
-        # Pump pika's I/O until the call's slot is filled: a reply or a return, dispatched
-        # by pika from process_data_events, or the deadline passing (the core expires it).
-        slot: Slot = action.token  # type: ignore[assignment]
-        while slot.done is None:
-            now = clock()
-            if now >= action.deadline:
-                self.on_deadline(now)
-                if slot.done is None:  # pragma: no cover - the core expired every late call
-                    raise RPCError("deadline passed but the call did not end")
-                break
-            self.process(action.deadline - now)
-        return slot.done
-
     def process(self, time_limit: float | None) -> None:
-        """Run pika's I/O loop for at most `time_limit` seconds (returns early on events)."""
-        with map_exceptions("waiting for the broker"):
-            self.connection.process_data_events(time_limit=time_limit)
+        """Run pika's I/O loop for at most `time_limit` seconds (None: until something
+        happens; it returns early on events). Raises ConnectionLost once the channel is gone,
+        after telling the sink."""
+        try:
+            with map_exceptions("waiting for the broker"):
+                self.connection.process_data_events(time_limit=time_limit)
+        except RPCError as exc:
+            self._report_closed(str(exc))
+            raise
+        if not self.is_open:
+            self._report_closed("the channel or connection closed")
+            raise ConnectionLost("the channel or connection closed")
+
+    def _report_closed(self, reason: str) -> None:
+        if not self._closed_reported:
+            self._closed_reported = True
+            self._sink.closed(reason)
 
     def call_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the connection's thread (the one safe cross-thread call)."""
         with map_exceptions("waking the I/O thread"):
             self.connection.add_callback_threadsafe(callback)
-
-    def stop_consuming(self) -> None:
-        """Cancel our consumer; deliveries already received are still processed."""
-        if self.consumer_tag is not None and self.is_open:
-            with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
-                self.channel.basic_cancel(self.consumer_tag)
-        self.consumer_tag = None
-
-    def close(self) -> None:
-        """Close the channel, and the connection if the link opened it."""
-        with contextlib.suppress(RPCError), map_exceptions("closing"):
-            if self.channel.is_open:
-                self.channel.close()
-            if self.owned and self.connection.is_open:
-                self.connection.close()
 
     def _delivered(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         delivery = Delivery(
@@ -297,7 +253,7 @@ class PikaLink:
             delivery_tag=method.delivery_tag,
             redelivered=bool(method.redelivered),
         )
-        self.on_delivery(delivery)
+        self._sink.delivered(delivery)
 
     def _returned(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         returned = Returned(
@@ -307,27 +263,51 @@ class PikaLink:
             properties=_from_wire(props),
             body=body,
         )
-        self.on_return(returned)
+        self._sink.returned(returned)
 
 
-def _unhandled(event: object) -> None:
-    logger.debug("no handler for %r", event)
+class PikaConnector:
+    """Opens PikaLinks on connections of their own, from pika parameters (a Connector)."""
+
+    def __init__(self, parameters: Any) -> None:
+        self.parameters = parameters
+
+    def now(self) -> float:
+        """The monotonic clock, as PikaLink's."""
+        return time.monotonic()
+
+    def connect(self, within: float | None) -> PikaLink:
+        """Connect (within `within` seconds, if given). Raises ConnectionLost."""
+        return PikaLink.connect(self.parameters, within=within)
+
+    def __repr__(self) -> str:
+        return f"<PikaConnector {self.parameters.host}:{self.parameters.port}>"
 
 
-def run(op: Op[T], link: PikaLink) -> T:
-    """Drive a core op to its end on `link`. Returns its value; raises what it raises.
+def open_link(target: object) -> Link:
+    """A link on a caller's connection: a pika BlockingConnection, or any object with an
+    `open_link()` that returns a Link (an in-memory broker's connection, say).
 
-    An exception from performing an action (or an interrupt while waiting) is thrown into the
-    op, so the core can end the call it belongs to before it propagates.
+    Raises UsageError for anything else, ConnectionLost or BrokerError when no channel opens.
     """
-    try:
-        action = next(op)
-        while True:
-            try:
-                event = link.perform(action)
-            except BaseException as exc:  # noqa: BLE001 - handed to the op, which re-raises
-                action = op.throw(exc)
-            else:
-                action = op.send(event)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    if is_connection(target):
+        return PikaLink(target, owned=False)
+    opener = getattr(target, "open_link", None)
+    if callable(opener):
+        link: Link = opener()
+        return link
+    raise UsageError(f"expected a pika BlockingConnection, not {target!r}")
+
+
+def link_for(target: object) -> tuple[Link, bool]:
+    """A link for a server: on a caller's connection (see `open_link`; the server must stay
+    on its thread), or on a connection of its own from a Connector or a URL / pika
+    parameters. Returns the link and whether the connection is the server's own.
+    Raises UsageError, ConnectionLost or BrokerError."""
+    if is_connection(target) or callable(getattr(target, "open_link", None)):
+        return open_link(target), False
+    connect = getattr(target, "connect", None)
+    if callable(connect):
+        link: Link = connect(None)
+        return link, True
+    return PikaLink.connect(connection_parameters(target)), True

@@ -21,27 +21,25 @@ from typing import Any
 
 from .._dispatch import Registry
 from .._errors import ConnectionLost, RPCError, UsageError
-from .._events import Delivery
+from .._events import Action, Delivery, Invoke, Outcome, Returned
 from .._formatters import FormatterLike, as_formatter
-from .._ops import consume_op, server_setup_op
+from .._link import Link, no_wait, run
+from .._ops import cancel_consume_op, close_op, consume_op, server_setup_op
 from .._server import (
     DEFAULT_MAX_BODY_SIZE,
     AckMode,
-    Invoke,
-    Outcome,
     ServerProtocol,
     ServerView,
     call_handler,
     call_handler_async,
 )
-from ._link import PikaLink, clock, connection_parameters, is_connection, run
+from ._link import link_for
 
 __all__ = ["ServerCodec", "server_codec"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENCY = 64
-_IDLE_WAKEUP = 1.0
 
 
 class ServerCodec(ServerView):
@@ -49,12 +47,13 @@ class ServerCodec(ServerView):
 
     def __init__(
         self,
-        link: PikaLink,
+        link: Link,
         proto: ServerProtocol,
         *,
         queue: str,
         max_workers: int | None,
         grace: float,
+        owned: bool,
     ) -> None:
         self._link = link
         self._proto = proto
@@ -66,17 +65,24 @@ class ServerCodec(ServerView):
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._athread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._started = threading.Event()
         self._serving = threading.Lock()
         self._closed = False
         # A caller's BlockingConnection belongs to the thread that made it (pika is not
         # thread-safe); a connection the codec opened may be served from any one thread.
-        self._owner = None if link.owned else threading.get_ident()
-        link.on_delivery = self._on_request
+        self._owner = None if owned else threading.get_ident()
+        self._consumer_tag: str | None = None
+        self._lost: str | None = None
+        link.bind(self)
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
         """Serve `target` (an instance's public methods, or a function). Returns the wire names
         added. Raises RegistrationError. Register before `serve_forever()`."""
         return self._proto.registry.register(target, name=name)
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Wait until `serve_forever()` consumes its queue. Returns False on a timeout."""
+        return self._started.wait(timeout)
 
     def stop(self) -> None:
         """Ask `serve_forever()` to stop and drain; callable from any thread or signal handler."""
@@ -106,10 +112,12 @@ class ServerCodec(ServerView):
             raise UsageError("this server is already serving, or closed")
         restore = self._install_signal_handlers()
         try:
-            run(consume_op(self._queue), self._link)
+            self._consumer_tag = run(consume_op(self._queue), self._link, no_wait)
+            self._started.set()
             logger.info("serving %d methods on %r", len(self._proto.registry), self._queue)
             while not self._stop.is_set():
-                self._link.process(_IDLE_WAKEUP)
+                self._link.process(None)  # stop() and answers wake it
+                self._send_acks()
             self._drain()
         except ConnectionLost:
             logger.error("server connection for %r lost; no longer serving", self._queue)
@@ -120,10 +128,11 @@ class ServerCodec(ServerView):
             self._serving.release()
 
     def _drain(self) -> None:
-        self._link.stop_consuming()
-        deadline = clock() + self._grace
-        while self._proto.in_flight and clock() < deadline:
-            self._link.process(min(deadline - clock(), _IDLE_WAKEUP))
+        run(cancel_consume_op(self._consumer_tag), self._link, no_wait)
+        self._proto.start_drain(self._link.now(), self._grace)
+        while (left := self._proto.drain_time_left(self._link.now())) is not None:
+            self._link.process(left)
+            self._send_acks()
         if self._proto.in_flight:
             logger.warning("closing with %d requests unanswered", self._proto.in_flight)
 
@@ -140,7 +149,7 @@ class ServerCodec(ServerView):
         if self._closed:
             return
         self._closed = True
-        self._link.close()
+        run(close_op(), self._link, no_wait)
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._aloop is not None and self._athread is not None:
             self._aloop.call_soon_threadsafe(self._aloop.stop)
@@ -157,12 +166,12 @@ class ServerCodec(ServerView):
     ) -> None:  # fmt: skip
         self.close()
 
-    # -- on the I/O thread ---------------------------------------------------------------
+    # -- on the I/O thread: the link's sink, and the answers ----------------------------
 
-    def _on_request(self, delivery: Delivery) -> None:
+    def delivered(self, delivery: Delivery) -> None:
+        """A request arrived: perform what the core says now, run its handler on a worker."""
         received = self._proto.receive(delivery)
-        for action in received.actions:
-            self._link.perform(action)
+        self._perform(received.actions)
         invoke = received.invoke
         if invoke is None:
             return
@@ -176,8 +185,23 @@ class ServerCodec(ServerView):
         else:
             self._executor.submit(call_handler, invoke).add_done_callback(done)
 
+    def returned(self, returned: Returned) -> None:
+        """Replies are not mandatory, so nothing comes back; logged if it does."""
+        logger.debug("a server publish came back: %s", returned.reply_text)
+
+    def closed(self, reason: str) -> None:
+        """The channel went away; `serve_forever` raises ConnectionLost."""
+        self._lost = reason
+
     def _finish(self, invoke: Invoke, outcome: Outcome) -> None:
-        for action in self._proto.finish(invoke, outcome):
+        self._perform(self._proto.finish(invoke, outcome))
+
+    def _send_acks(self) -> None:
+        # The core batches acks (ServerProtocol.flush_acks): one pass per round of I/O.
+        self._perform(self._proto.flush_acks())
+
+    def _perform(self, actions: tuple[Action, ...]) -> None:
+        for action in actions:
             self._link.perform(action)
 
     # -- on a worker thread or the handlers' event loop ----------------------------------
@@ -243,13 +267,10 @@ def server_codec(
         ack=ack,
         max_body_size=max_body_size,
     )
-    if is_connection(connection):
-        link = PikaLink(connection, owned=False)
-    else:
-        link = PikaLink.connect(connection_parameters(connection))
+    link, owned = link_for(connection)
     try:
-        run(server_setup_op(queue, prefetch=max_concurrency, consume=False), link)
+        run(server_setup_op(queue, prefetch=max_concurrency), link, no_wait)
     except BaseException:
-        link.close()
+        run(close_op(), link, no_wait)
         raise
-    return ServerCodec(link, proto, queue=queue, max_workers=max_workers, grace=grace)
+    return ServerCodec(link, proto, queue=queue, max_workers=max_workers, grace=grace, owned=owned)

@@ -12,28 +12,26 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from amqprpc import (
+from amqprpc import Formatter, Json, Registry
+from amqprpc._client import CallStarted
+from amqprpc._envelope import Properties
+from amqprpc._events import Action, Ignored
+from amqprpc._frames import decode_content_header, encode_content_header
+from amqprpc.protocol import (
     IGNORED,
     Ack,
     CallDone,
     ClientProtocol,
     Delivery,
-    Formatter,
     Invoke,
-    Json,
     Outcome,
     Publish,
-    Registry,
     Reject,
     Returned,
     ServerProtocol,
     call_handler,
     call_handler_async,
 )
-from amqprpc._client import CallStarted
-from amqprpc._envelope import Properties
-from amqprpc._events import Action, Ignored
-from amqprpc._frames import decode_content_header, encode_content_header
 
 __all__ = ["LoopbackPair", "Served", "run_coroutine", "run_invoke", "wire"]
 
@@ -138,6 +136,8 @@ class LoopbackPair:
         )
         received = self.server.receive(delivery)
         served = Served(delivery_tag=tag, actions=list(received.actions), invoke=received.invoke)
+        if received.invoke is None:  # answered or dropped on the spot: its ack is owed now
+            served.actions.extend(self.server.flush_acks())
         self.served.append(served)
         return served
 
@@ -147,6 +147,7 @@ class LoopbackPair:
         if served.invoke is not None:
             outcome = run_invoke(served.invoke)
             served.actions.extend(self.server.finish(served.invoke, outcome))
+            served.actions.extend(self.server.flush_acks())  # as an adapter does, at once
         return served
 
     def reply_to_client(self, reply: Publish) -> CallDone[str] | Ignored:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqprpc import Ack, Delivery, Json, Properties, Publish, Registry, Reject, ServerProtocol
+from amqprpc import Json, Registry
 from amqprpc._server import call_handler
+from amqprpc.protocol import Ack, Delivery, Properties, Publish, Reject, ServerProtocol
 
 
 class Test:
@@ -18,7 +19,7 @@ class Test:
 def server(ack: str = "late") -> ServerProtocol:
     registry = Registry()
     registry.register(Test())
-    return ServerProtocol(registry=registry, formatter=Json(), ack=ack, batch_acks=True)
+    return ServerProtocol(registry=registry, formatter=Json(), ack=ack)  # type: ignore[arg-type]
 
 
 def request(tag: int, method: str = "Test.Echo") -> Delivery:
@@ -61,6 +62,12 @@ class Broker:
             self.acked.append(tag)
 
 
+def apply_all(broker: Broker, actions: tuple[object, ...]) -> None:
+    for action in actions:
+        if isinstance(action, (Ack, Reject)):
+            broker.apply(action)
+
+
 def test_late_acks_wait_for_the_reply_and_batch_below_the_oldest() -> None:
     proto, broker = server(), Broker()
     invokes = {}
@@ -74,16 +81,24 @@ def test_late_acks_wait_for_the_reply_and_batch_below_the_oldest() -> None:
     assert [type(a) for a in actions] == [Publish]  # the ack is owed, not sent yet
     assert proto.flush_acks() == (Ack(delivery_tag=2),)  # 1 is still running: single ack
     proto.finish(invokes[1], call_handler(invokes[1]))
-    assert proto.flush_acks() == (Ack(delivery_tag=1, multiple=True),)
+    assert proto.flush_acks() == (Ack(delivery_tag=1),)  # one owed: a single ack
     proto.finish(invokes[3], call_handler(invokes[3]))
-    assert proto.flush_acks() == (Ack(delivery_tag=3, multiple=True),)
+    assert proto.flush_acks() == (Ack(delivery_tag=3),)
+    broker = Broker()
+    for tag in (4, 5, 6):
+        broker.deliver(tag)
+        invokes[tag] = proto.receive(request(tag)).invoke
+    for tag in (5, 4):
+        proto.finish(invokes[tag], call_handler(invokes[tag]))
+    assert proto.flush_acks() == (Ack(delivery_tag=5, multiple=True),)  # both below 6
 
 
-def test_early_acks_batch_everything_received() -> None:
+def test_early_acks_come_with_the_delivery_before_its_handler() -> None:
     proto = server("early")
     for tag in (1, 2, 3):
-        assert proto.receive(request(tag)).actions == ()
-    assert proto.flush_acks() == (Ack(delivery_tag=3, multiple=True),)
+        received = proto.receive(request(tag))
+        assert received.actions == (Ack(delivery_tag=tag),)
+        assert received.invoke is not None
     assert proto.flush_acks() == ()
 
 
@@ -115,11 +130,13 @@ def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
         step = data.draw(st.sampled_from(["deliver", "answer", "flush", "unanswerable"]))
         if step == "unanswerable":
             broker.deliver(next_tag)
-            proto.receive(unanswerable(next_tag))
+            apply_all(broker, proto.receive(unanswerable(next_tag)).actions)
             next_tag += 1
         elif step == "deliver" or (not running and step == "answer"):
             broker.deliver(next_tag)
-            running[next_tag] = proto.receive(request(next_tag)).invoke
+            received = proto.receive(request(next_tag))
+            apply_all(broker, received.actions)
+            running[next_tag] = received.invoke
             next_tag += 1
         elif step == "answer":
             tag = data.draw(st.sampled_from(sorted(running)))

@@ -7,28 +7,30 @@ import math
 import pytest
 
 from amqprpc import (
-    IGNORED,
-    CallDone,
-    CallState,
-    ClientProtocol,
     ConnectionLost,
-    Delivery,
     EncodeError,
     Json,
     MessageTooLarge,
     MsgPack,
-    Properties,
     ProtocolViolation,
-    Publish,
     Registry,
     RemoteError,
-    Returned,
     RPCError,
     RPCTimeout,
     Unroutable,
     UsageError,
 )
 from amqprpc._frames import decode_content_header
+from amqprpc.protocol import (
+    IGNORED,
+    CallDone,
+    CallState,
+    ClientProtocol,
+    Delivery,
+    Properties,
+    Publish,
+    Returned,
+)
 
 from .helpers import REPLY_QUEUE, REQUEST_QUEUE, LoopbackPair
 

@@ -7,8 +7,9 @@ import functools
 import pytest
 
 import amqprpc
-from amqprpc import Handler, NotFound, RegistrationError, Registry, go_name, wire_name
+from amqprpc import RegistrationError, Registry, go_name, wire_name
 from amqprpc._naming import is_private
+from amqprpc.protocol import Handler, NotFound
 
 SECRET = "top secret"
 

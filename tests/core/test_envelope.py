@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-from amqprpc import Properties, ProtocolViolation, Request, UsageError
+from amqprpc import ProtocolViolation, UsageError
 from amqprpc._envelope import (
     ERROR_HEADER,
     ERROR_TYPE_HEADER,
     MAX_ERROR_TEXT,
     ReplyInfo,
+    checked_properties,
     error_reply_properties,
     expiration_ms,
     is_shortstr,
@@ -23,6 +24,7 @@ from amqprpc._envelope import (
     request_properties,
 )
 from amqprpc._frames import decode_content_header, encode_content_header
+from amqprpc.protocol import Properties, Request
 
 QUEUE = "amq.gen-GvLZpdhsZX9O7gCg8GxTQg"
 REQUEST = Request(method="Test.Div", reply_queue=QUEUE, call_id="4", body=b"{}")
@@ -58,9 +60,9 @@ def test_parse_request_without_correlation_id_is_protocol_violation(correlation_
         parse_request(properties, b"{}")
 
 
-def test_request_needs_a_reply_queue():
-    with pytest.raises(UsageError):
-        Request(method="Test.Mul", reply_queue="", call_id="0", body=b"")
+def test_a_request_needs_a_reply_queue():
+    with pytest.raises(ProtocolViolation):
+        parse_request(Properties(reply_to="Test.Mul", correlation_id=""), b"")
 
 
 # -- replies --------------------------------------------------------------------------------
@@ -207,33 +209,43 @@ SHORTSTR_FIELDS = [
 
 
 @pytest.mark.parametrize("field", SHORTSTR_FIELDS)
-@pytest.mark.parametrize("value", ["x" * 256, "é" * 128, "\udcff", 5, b"bytes"])
-def test_properties_refuse_bad_shortstrs(field, value):
-    with pytest.raises(UsageError):
-        Properties(**{field: value})
+@pytest.mark.parametrize("value", ["x" * 256, "é" * 128, "\udcff", 5])
+def test_checked_properties_drop_bad_shortstrs(field, value):
+    # Checked where they enter: what a client library decoded is kept only if it has the
+    # AMQP type, so the envelope parser decides what is malformed.
+    checked = checked_properties(Properties(**{field: value, "message_id": "7"}))
+    assert getattr(checked, field) is None or field == "message_id"
+    if field != "message_id":
+        assert checked.message_id == "7"
+
+
+@pytest.mark.parametrize("field", SHORTSTR_FIELDS)
+def test_checked_properties_decode_bytes(field):
+    checked = checked_properties(Properties(**{field: b"bytes"}))
+    assert getattr(checked, field) == "bytes"
 
 
 @pytest.mark.parametrize("field", SHORTSTR_FIELDS)
 @pytest.mark.parametrize("value", ["x" * 255, "é" * 127 + "x", ""])
-def test_properties_accept_shortstrs_up_to_255_bytes(field, value):
-    assert getattr(Properties(**{field: value}), field) == value
+def test_checked_properties_keep_shortstrs_up_to_255_bytes(field, value):
+    properties = Properties(**{field: value})
+    assert checked_properties(properties) is properties  # nothing to clean: no copy
 
 
 @pytest.mark.parametrize("headers", ["error", [("error", "x")], 5])
-def test_properties_refuse_non_mapping_headers(headers):
-    with pytest.raises(UsageError):
-        Properties(headers=headers)
+def test_checked_properties_drop_non_mapping_headers(headers):
+    assert checked_properties(Properties(headers=headers, reply_to="a.B")).headers is None
 
 
-def test_properties_are_frozen():
-    properties = Properties(message_id="1")
-    with pytest.raises(AttributeError):
-        properties.message_id = "2"  # type: ignore[misc]
+@pytest.mark.parametrize("field", ["delivery_mode", "priority", "timestamp"])
+def test_checked_properties_drop_non_int_fields(field):
+    assert getattr(checked_properties(Properties(**{field: "2"})), field) is None
+    assert getattr(checked_properties(Properties(**{field: 2})), field) == 2
 
 
 def test_usage_error_is_a_value_error():
     with pytest.raises(ValueError):
-        Properties(reply_to="x" * 300)
+        expiration_ms(-1)
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,12 @@ import dataclasses
 import pytest
 
 import amqprpc
+import amqprpc.protocol
 from amqprpc import (
-    IGNORED,
-    Ack,
     BrokerError,
-    CallDone,
     ConnectionLost,
     Json,
     ProtocolViolation,
-    Publish,
-    Qos,
     RemoteError,
     RPCError,
     RPCTimeout,
@@ -25,46 +21,26 @@ from amqprpc import (
 )
 from amqprpc._client import ClientProtocol
 from amqprpc._proxy import ServiceProxy
+from amqprpc.protocol import IGNORED, Ack, CallDone, CallState, Properties, Publish, Qos
 
 # -- actions and events ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"routing_key": "", "properties": amqprpc.Properties(), "body": b""},
-        {"routing_key": "q", "properties": amqprpc.Properties(), "body": "text"},
-        {"routing_key": "q", "properties": amqprpc.Properties(), "body": bytearray(b"x")},
-    ],
-)
-def test_publish_checks_itself(kwargs):
-    with pytest.raises(UsageError):
-        Publish(**kwargs)
-
-
 def test_publish_defaults_to_default_exchange_without_mandatory():
-    publish = Publish(routing_key="q", properties=amqprpc.Properties(), body=b"")
+    publish = Publish(routing_key="q", properties=Properties(), body=b"")
     assert (publish.exchange, publish.mandatory) == ("", False)
 
 
-@pytest.mark.parametrize("count", [-1, 65536])
-def test_qos_checks_prefetch_range(count):
-    with pytest.raises(UsageError):
-        Qos(prefetch_count=count)
-    assert Qos(prefetch_count=0).prefetch_count == 0
-    assert Qos(prefetch_count=65535).prefetch_count == 65535
-
-
-def test_values_are_frozen_and_keyword_only():
-    ack = Ack(delivery_tag=1)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        ack.delivery_tag = 2  # type: ignore[misc]
+def test_values_are_keyword_only_and_setup_actions_frozen():
     with pytest.raises(TypeError):
         Ack(1)  # type: ignore[misc]
+    qos = Qos(prefetch_count=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        qos.prefetch_count = 4  # type: ignore[misc]
 
 
 def test_ignored_is_a_named_value():
-    assert IGNORED is amqprpc.IGNORED
+    assert IGNORED is amqprpc.protocol.IGNORED
     assert IGNORED is not None
     assert repr(IGNORED) == "<Ignored.IGNORED: 'IGNORED'>"
 
@@ -107,18 +83,17 @@ def test_remote_error_text_and_type():
 # -- client helpers -------------------------------------------------------------------------
 
 
-def test_publish_failed_ends_only_that_call():
+def test_publish_failed_ends_only_that_call_as_unsent():
     proto: ClientProtocol[str] = ClientProtocol(
         request_queue="q", reply_queue="r", formatter=Json()
     )
     first = proto.start_call("Svc.A", 1, now=0.0, token="a")
     proto.start_call("Svc.B", 2, now=0.0, token="b")
-    error = ConnectionLost("publish failed")
-    done = proto.publish_failed(first.call_id, error)
-    assert isinstance(done, CallDone)
-    assert (done.call_id, done.token, done.error) == (0, "a", error)
-    assert proto.publish_failed(first.call_id, error) is IGNORED
+    assert proto.publish_failed(first.call_id) is True
+    assert proto.pending.state(first.call_id) is CallState.UNSENT
+    assert proto.publish_failed(first.call_id) is False
     assert len(proto.pending) == 1
+    assert proto.pending.stats.by_state == {CallState.UNSENT: 1}
 
 
 def test_service_proxy_spells_methods_the_go_way():
@@ -147,6 +122,16 @@ def test_service_proxy_refuses_private_names(attr):
     proxy = ServiceProxy("Users", lambda m, a, t: None)
     with pytest.raises(AttributeError):
         getattr(proxy, attr)
+
+
+def test_the_front_door_is_what_users_use():
+    machinery = {"Ack", "Qos", "Consume", "DeclareQueue", "PendingTable", "CallState",
+                 "Invoke", "Outcome", "Received", "ClientProtocol", "ServerProtocol"}  # fmt: skip
+    assert not machinery & set(amqprpc.__all__)
+    assert {"server_codec", "client_codec", "RPCError", "Json", "Registry"} <= set(amqprpc.__all__)
+    assert {"server_codec", "client_codec"} <= set(dir(amqprpc))
+    assert all(hasattr(amqprpc.protocol, name) for name in amqprpc.protocol.__all__)
+    assert machinery <= set(amqprpc.protocol.__all__)
 
 
 def test_unknown_package_attribute_raises_attribute_error():

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from amqprpc import EncodeError, Properties, ProtocolViolation, Request
+from amqprpc import EncodeError, ProtocolViolation
 from amqprpc._envelope import error_reply_properties, reply_properties, request_properties
 from amqprpc._frames import (
     decode_content_header,
@@ -18,6 +18,7 @@ from amqprpc._frames import (
     encode_publish,
     encode_reject,
 )
+from amqprpc.protocol import Properties, Request
 
 GO_QUEUE = "amq.gen-GvLZpdhsZX9O7gCg8GxTQg"
 

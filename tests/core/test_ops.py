@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from amqprpc import (
-    CallDone,
-    CallState,
-    Consume,
-    DeclareQueue,
+    ConnectionLost,
     EncodeError,
     ProtocolViolation,
-    Publish,
-    Qos,
     Registry,
     RemoteError,
     RPCTimeout,
-    UsageError,
-    WaitFor,
 )
-from amqprpc._events import Action
-from amqprpc._ops import (
+from amqprpc.protocol import (
+    CallDone,
+    CallState,
+    CancelConsume,
+    CloseChannel,
+    Consume,
+    Consuming,
+    DeclareQueue,
     Op,
+    Publish,
+    Qos,
     QueueDeclared,
+    WaitFor,
     call_op,
+    cancel_consume_op,
     client_setup_op,
+    close_op,
     consume_op,
+    reply_queue_name,
     request_queue_declaration,
     server_setup_op,
 )
@@ -38,8 +43,8 @@ from .helpers import REQUEST_QUEUE, LoopbackPair
 T = TypeVar("T")
 
 
-def run(op: Op[T], perform: Callable[[Action], object]) -> T:
-    """The pump of STYLE.md section 3, with `perform` standing in for a link."""
+def run(op: Op[Any, T], perform: Callable[[object], object]) -> T:
+    """The pump of STYLE.md section 3, with `perform` standing in for a link and a wait."""
     try:
         action = next(op)
         while True:
@@ -48,12 +53,12 @@ def run(op: Op[T], perform: Callable[[Action], object]) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
-def steps(op: Op[T], answers: list[object]) -> tuple[list[Action], T]:
+def steps(op: Op[Any, T], answers: list[object]) -> tuple[list[object], T]:
     """Drive `op`, answering each action in turn; returns the actions and the op's result."""
-    actions: list[Action] = []
+    actions: list[object] = []
     replies = iter(answers)
 
-    def perform(action: Action) -> object:
+    def perform(action: object) -> object:
         actions.append(action)
         return next(replies, None)
 
@@ -74,7 +79,7 @@ def make_pair() -> LoopbackPair:
     return LoopbackPair(registry)
 
 
-# -- server setup ---------------------------------------------------------------------------
+# -- server setup and teardown -----------------------------------------------------------
 
 
 def test_server_setup_declares_exactly_the_go_flags():
@@ -84,10 +89,8 @@ def test_server_setup_declares_exactly_the_go_flags():
         queue="testrpc", durable=False, exclusive=False, auto_delete=False
     )
     assert (declare.durable, declare.exclusive, declare.auto_delete) == (False, False, False)
-    assert op.send(QueueDeclared("testrpc", message_count=3, consumer_count=1)) == Qos(
-        prefetch_count=10
-    )
-    assert op.send(None) == Consume(queue="testrpc", no_ack=False)
+    answer = QueueDeclared(queue="testrpc", message_count=3, consumer_count=1)
+    assert op.send(answer) == Qos(prefetch_count=10)
     with pytest.raises(StopIteration) as stop:
         op.send(None)
     assert stop.value.value is None
@@ -95,49 +98,46 @@ def test_server_setup_declares_exactly_the_go_flags():
 
 def test_server_setup_no_ack_skips_qos():
     actions, result = steps(server_setup_op("testrpc", prefetch=10, no_ack=True), [])
-    assert actions == [
-        request_queue_declaration("testrpc"),
-        Consume(queue="testrpc", no_ack=True),
-    ]
+    assert actions == [request_queue_declaration("testrpc")]
     assert result is None
 
 
-def test_server_setup_without_consume():
-    actions, _ = steps(server_setup_op("q", prefetch=1, consume=False), [])
-    assert actions == [request_queue_declaration("q"), Qos(prefetch_count=1)]
-    assert steps(consume_op("q"), [])[0] == [Consume(queue="q", no_ack=False)]
+def test_consume_returns_the_consumer_tag():
+    actions, tag = steps(consume_op("q"), [Consuming(consumer_tag="ctag-1")])
+    assert actions == [Consume(queue="q", no_ack=False)]
+    assert tag == "ctag-1"
 
 
-def test_server_setup_bad_prefetch_fails_before_qos():
-    op = server_setup_op("q", prefetch=70000)
-    assert isinstance(next(op), DeclareQueue)
-    with pytest.raises(UsageError):
+def test_consume_needs_the_brokers_answer():
+    op = consume_op("q")
+    next(op)
+    with pytest.raises(ProtocolViolation):
         op.send(None)
+
+
+def test_teardown_is_actions_too():
+    assert steps(cancel_consume_op("ctag-1"), [])[0] == [CancelConsume(consumer_tag="ctag-1")]
+    assert steps(cancel_consume_op(None), [])[0] == []  # never consumed: nothing to cancel
+    assert steps(close_op(), [])[0] == [CloseChannel()]
 
 
 # -- client setup ---------------------------------------------------------------------------
 
 
-def test_client_setup_declares_private_reply_queue_and_consumes_it():
-    op = client_setup_op()
-    assert next(op) == DeclareQueue(queue="", exclusive=True, auto_delete=True)
-    assert op.send(QueueDeclared("amq.gen-abc")) == Consume(
-        queue="amq.gen-abc", no_ack=True, exclusive=True
-    )
+def test_client_setup_declares_its_private_reply_queue_and_consumes_it():
+    name = reply_queue_name("abc")
+    assert name == "amqprpc.reply.abc"
+    op = client_setup_op(name)
+    assert next(op) == DeclareQueue(queue=name, exclusive=True, auto_delete=True)
+    assert op.send(QueueDeclared(queue=name)) == Consume(queue=name, no_ack=True, exclusive=True)
     with pytest.raises(StopIteration) as stop:
-        op.send(None)
-    assert stop.value.value == "amq.gen-abc"
+        op.send(Consuming(consumer_tag="ctag"))
+    assert stop.value.value is None
 
 
-def test_client_setup_with_chosen_name():
-    actions, name = steps(client_setup_op("replies-1"), [QueueDeclared("replies-1")])
-    assert actions[0] == DeclareQueue(queue="replies-1", exclusive=True, auto_delete=True)
-    assert name == "replies-1"
-
-
-@pytest.mark.parametrize("answer", [None, QueueDeclared(""), "amq.gen-abc"])
-def test_client_setup_needs_a_queue_name(answer):
-    op = client_setup_op()
+@pytest.mark.parametrize("answer", [None, QueueDeclared(queue="other"), "amqprpc.reply.x"])
+def test_client_setup_needs_its_own_queue_declared(answer):
+    op = client_setup_op("amqprpc.reply.x")
     next(op)
     with pytest.raises(ProtocolViolation):
         op.send(answer)  # type: ignore[arg-type]
@@ -154,7 +154,8 @@ def test_call_op_by_hand():
     assert publish.routing_key == REQUEST_QUEUE
     assert publish.mandatory is True
     wait = op.send(None)
-    assert wait == WaitFor(call_id=0, deadline=12.0, token="tk")
+    assert wait == WaitFor(call_id=0, token="tk")
+    assert pair.client.next_deadline() == 12.0
     assert pair.client.pending.state(0) is CallState.PENDING
     done = pair.route(publish)
     with pytest.raises(StopIteration) as stop:
@@ -167,7 +168,7 @@ def test_call_op_through_a_pump():
     pair = make_pair()
     outbox: list[Publish] = []
 
-    def perform(action: Action) -> object:
+    def perform(action: object) -> object:
         if isinstance(action, Publish):
             outbox.append(action)
             return None
@@ -195,7 +196,7 @@ def test_call_op_raises_timeout_from_expire():
     next(op)
     wait = op.send(None)
     assert isinstance(wait, WaitFor)
-    (done,) = pair.client.expire(wait.deadline)
+    (done,) = pair.client.expire(1.0)
     with pytest.raises(RPCTimeout):
         op.send(done)  # type: ignore[arg-type]
 
@@ -208,13 +209,24 @@ def test_call_op_encode_error_happens_before_anything_is_yielded():
     assert len(pair.client.pending) == 0
 
 
-def test_failed_publish_thrown_in_cancels_the_call():
+def test_failed_publish_ends_the_call_unsent_with_the_links_error():
     pair = make_pair()
     op = call_op(pair.client, "Arith.Mul", {"A": 1, "B": 1}, now=0.0, token="t")
     next(op)
-    with pytest.raises(ConnectionError):
-        op.throw(ConnectionError("publish failed"))
+    error = ConnectionLost("publishing to 'testrpc': connection closed")
+    with pytest.raises(ConnectionLost) as info:
+        op.throw(error)
+    assert info.value is error
     assert len(pair.client.pending) == 0
+    assert pair.client.pending.state(0) is CallState.UNSENT
+
+
+def test_interrupted_publish_cancels_the_call():
+    pair = make_pair()
+    op = call_op(pair.client, "Arith.Mul", {"A": 1, "B": 1}, now=0.0, token="t")
+    next(op)
+    with pytest.raises(KeyboardInterrupt):
+        op.throw(KeyboardInterrupt())
     assert pair.client.pending.state(0) is CallState.CANCELLED
 
 

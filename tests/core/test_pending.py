@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from amqprpc import IGNORED, CallState, PendingTable
 from amqprpc._pending import PendingStats
+from amqprpc.protocol import IGNORED, CallState, PendingTable
 
 
 def make(count: int = 3, *, now: float = 0.0, timeout: float = 10.0) -> PendingTable[str]:

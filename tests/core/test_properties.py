@@ -15,22 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from amqprpc import (
-    IGNORED,
-    CallDone,
-    CallState,
-    ConnectionLost,
-    Handler,
-    Json,
-    MsgPack,
-    NotFound,
-    PendingTable,
-    Properties,
-    Publish,
-    Registry,
-    RemoteError,
-    RPCTimeout,
-)
+from amqprpc import ConnectionLost, Json, MsgPack, Registry, RemoteError, RPCTimeout
 from amqprpc._envelope import (
     ERROR_HEADER,
     ERROR_TYPE_HEADER,
@@ -43,6 +28,16 @@ from amqprpc._envelope import (
     request_properties,
 )
 from amqprpc._frames import decode_content_header, encode_content_header
+from amqprpc.protocol import (
+    IGNORED,
+    CallDone,
+    CallState,
+    Handler,
+    NotFound,
+    PendingTable,
+    Properties,
+    Publish,
+)
 
 from .helpers import REPLY_QUEUE, REQUEST_QUEUE, LoopbackPair, wire
 

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from amqprpc import (
+from amqprpc import Json, MsgPack, Registry, UsageError
+from amqprpc._frames import decode_content_header, encode_content_header
+from amqprpc._server import DeliveryState
+from amqprpc.protocol import (
     Ack,
+    Action,
     Delivery,
     Invoke,
-    Json,
-    MsgPack,
     Outcome,
     Properties,
     Publish,
-    Registry,
+    Received,
     Reject,
     ServerProtocol,
-    UsageError,
     call_handler,
 )
-from amqprpc._frames import decode_content_header, encode_content_header
-from amqprpc._server import DeliveryState
 
 from .helpers import REPLY_QUEUE, LoopbackPair, run_coroutine, run_invoke
 
@@ -83,8 +82,22 @@ def request(
     return Delivery(properties=properties, body=body, delivery_tag=tag)
 
 
+class AckingServer(ServerProtocol):
+    """A ServerProtocol whose owed acks come out with each answer, as an adapter that sends
+    them at once would perform them (batching itself is tested in test_acks.py)."""
+
+    def receive(self, delivery: Delivery) -> Received:
+        received = super().receive(delivery)
+        if received.invoke is not None:
+            return received
+        return Received(actions=(*received.actions, *self.flush_acks()))
+
+    def finish(self, invoke: Invoke, outcome: Outcome) -> tuple[Action, ...]:
+        return (*super().finish(invoke, outcome), *self.flush_acks())
+
+
 def server(formatter: object = None, **kwargs: object) -> ServerProtocol:
-    return ServerProtocol(registry=make_registry(), formatter=formatter or Json(), **kwargs)  # type: ignore[arg-type]
+    return AckingServer(registry=make_registry(), formatter=formatter or Json(), **kwargs)  # type: ignore[arg-type]
 
 
 def error_of(publish: Publish) -> tuple[object, object]:
@@ -207,7 +220,7 @@ def test_missing_message_id_still_gets_a_reply_without_one():
     delivery = request(b"7", call_id=None)
     received = pair.server.receive(delivery)
     assert received.invoke is not None
-    reply, _ = pair.server.finish(received.invoke, run_invoke(received.invoke))
+    (reply,) = pair.server.finish(received.invoke, run_invoke(received.invoke))
     assert reply.properties.message_id is None
     assert reply.body == b"7"
     assert reply.properties.headers is None
@@ -306,7 +319,7 @@ def test_error_body_is_empty_when_formatter_cannot_encode_empty_map():
         def unpack(self, body: bytes) -> object:
             return body.decode()
 
-    proto = ServerProtocol(registry=make_registry(), formatter=NoMaps())
+    proto = AckingServer(registry=make_registry(), formatter=NoMaps())
     received = proto.receive(request(b"x", method="Test.Fail"))
     assert received.invoke is not None
     reply, _ = proto.finish(received.invoke, call_handler(received.invoke))

@@ -22,6 +22,7 @@ import pika
 import pytest
 
 import amqprpc
+import amqprpc.protocol
 import amqprpc.sync
 from tests.faults import TcpProxy
 from tests.integration.peers import AsyncServerThread, SyncServerThread
@@ -399,7 +400,7 @@ async def test_100k_timed_out_calls_leave_nothing_behind_async(amqp: Any, queue_
         await one_batch()
     after = rss_bytes()
     assert codec.pending == 0
-    assert codec.stats.by_state[amqprpc.CallState.TIMED_OUT] == 100_000
+    assert codec.stats.by_state[amqprpc.protocol.CallState.TIMED_OUT] == 100_000
     assert len(codec._proto.pending._heap) < 2048  # no stale deadlines kept
     assert after - before < 20 * 1024 * 1024, (before, after)
     await codec.close()

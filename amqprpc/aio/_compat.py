@@ -1,0 +1,245 @@
+"""Every use of aioamqp's and pamqp's private internals, fenced behind a version gate.
+
+The async link relies on two things that aioamqp 0.15 does not offer publicly:
+
+- **Salvaging content headers.** aioamqp decodes every content header with pamqp inside its
+  frame reader, and pamqp raises on headers RabbitMQ passes on: a short string that is not
+  UTF-8 (a property or a table key), a field-table timestamp beyond year 9999, tables nested
+  deeper than Python's recursion limit. aioamqp then logs the error and reads on from the
+  middle of a frame, so the connection neither works nor closes. `salvage_frames` replaces
+  one connection's frame reader with `_read_frame`: as aioamqp's, except that a content header
+  pamqp cannot decode is read by the core's lenient decoder, so one hostile message costs one
+  error reply, not the server or client (PROTOCOL.md section 9). Uses `protocol.get_frame`,
+  `protocol._stream_reader` and `pamqp.frame._unmarshal_*_frame`.
+- **One write per loop turn** (`FrameWriter`). aioamqp sends a message as three socket writes
+  and drains after each; the writer sends the frames the core encodes (`_frames`,
+  byte-identical to pamqp's) in one write per loop turn on aioamqp's own stream writer, so
+  heartbeat bookkeeping and flow control stay intact. Uses `protocol._stream_writer`,
+  `protocol._drain`, `protocol.server_frame_max`, `protocol.state` and `channel.channel_id`.
+
+Both are used only when the installed versions are the ones tested (`SUPPORTED`) and the
+attributes are there (`missing_internals`); otherwise the link falls back to aioamqp's public
+API and a WARNING names the versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aioamqp.exceptions
+import pamqp.commands
+import pamqp.exceptions
+import pamqp.frame
+import pamqp.header
+import pamqp.heartbeat
+
+from .._errors import ConnectionLost, ProtocolViolation
+from .._events import Ack, Publish, Reject
+from .._frames import decode_content_header, encode_ack, encode_publish, encode_reject
+from .._versions import Range, installed, outside
+
+__all__ = [
+    "SUPPORTED",
+    "FrameWriter",
+    "internals_usable",
+    "missing_internals",
+    "salvage_frames",
+    "versions",
+]
+
+logger = logging.getLogger(__name__)
+
+# The versions whose internals are known (and tested) to be as this module expects.
+SUPPORTED: tuple[Range, ...] = (("aioamqp", (0, 15), (0, 16)), ("pamqp", (3, 2), (5,)))
+
+_PROTOCOL_ATTRS = ("get_frame", "_stream_reader", "_stream_writer", "_drain", "server_frame_max")
+_PAMQP_FUNCS = ("_unmarshal_method_frame", "_unmarshal_header_frame", "_unmarshal_body_frame")
+_OPEN = 1  # aioamqp.protocol.OPEN
+_HIGH_WATER = 256 * 1024  # bytes buffered in the transport before a sender waits for a drain
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the distributions whose internals are used."""
+    return {name: installed(name) for name, _, _ in SUPPORTED}
+
+
+def missing_internals(protocol: Any = None) -> list[str]:
+    """What this module needs and the installed versions lack (empty when all is there).
+
+    Checks the version gate, pamqp's frame functions, and (given one) a connection's
+    attributes.
+    """
+    missing = outside(SUPPORTED)
+    missing += [f"pamqp.frame.{f}" for f in _PAMQP_FUNCS if not hasattr(pamqp.frame, f)]
+    if protocol is not None:
+        missing += [f"AmqpProtocol.{a}" for a in _PROTOCOL_ATTRS if not hasattr(protocol, a)]
+        stream = getattr(protocol, "_stream_writer", None)
+        if not hasattr(getattr(stream, "transport", None), "get_write_buffer_size"):
+            missing.append("AmqpProtocol._stream_writer.transport")
+    return missing
+
+
+_warned = False
+
+
+def internals_usable(protocol: Any) -> bool:
+    """Whether `protocol`'s internals are as tested; logs one WARNING (naming the versions)
+    the first time they are not, after which the link uses aioamqp's public API."""
+    global _warned
+    missing = missing_internals(protocol)
+    if missing and not _warned:
+        _warned = True
+        logger.warning(
+            "aioamqp internals differ from the tested ones (%s; installed: %s): publishing "
+            "through aioamqp's API, without reading undecodable content headers leniently",
+            ", ".join(missing),
+            ", ".join(f"{k} {v}" for k, v in versions().items()),
+        )
+    return not missing
+
+
+# -- salvaging content headers ----------------------------------------------------------
+
+# What pamqp raises on a content header it cannot read: UnmarshalingException wraps struct.error
+# and ValueError (UnicodeDecodeError, year out of range); the others escape it unwrapped.
+_DECODE_ERRORS = (
+    pamqp.exceptions.UnmarshalingException,
+    ArithmeticError,
+    OSError,
+    RecursionError,
+    ValueError,
+)
+_SALVAGED = "_amqprpc_salvages_headers"
+_FRAME_HEADER, _FRAME_METHOD, _FRAME_BODY, _FRAME_HEARTBEAT = 2, 1, 3, 8
+_FRAME_END = b"\xce"
+
+
+def salvage_frames(protocol: Any, to_wire: Any) -> None:
+    """Let `protocol` (an AmqpProtocol) survive content headers pamqp cannot decode.
+
+    `to_wire` turns the core's Properties into pamqp property values.
+    """
+    if getattr(protocol, _SALVAGED, False):
+        return
+
+    async def get_frame() -> tuple[int, Any]:
+        return await _read_frame(protocol._stream_reader, to_wire)
+
+    protocol.get_frame = get_frame
+    setattr(protocol, _SALVAGED, True)
+
+
+async def _read_frame(reader: Any, to_wire: Any) -> tuple[int, Any]:
+    # aioamqp.frame.read (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, 0xCE), except
+    # for content headers pamqp cannot decode.
+    if not reader:
+        raise aioamqp.exceptions.AmqpClosedConnection()
+    try:
+        head = await reader.readexactly(7)
+    except (asyncio.IncompleteReadError, OSError) as exc:
+        raise aioamqp.exceptions.AmqpClosedConnection() from exc
+    kind, channel, size = pamqp.frame.frame_parts(head)
+    if size is None:
+        raise aioamqp.exceptions.AmqpClosedConnection()
+    rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet together
+    if rest[-1:] != _FRAME_END:
+        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
+    payload = rest[:-1]
+    frame: Any = None
+    if kind == _FRAME_METHOD:
+        frame = pamqp.frame._unmarshal_method_frame(payload)
+    elif kind == _FRAME_HEADER:
+        frame = _header_frame(payload, to_wire)
+    elif kind == _FRAME_BODY:
+        frame = pamqp.frame._unmarshal_body_frame(payload)
+    elif kind == _FRAME_HEARTBEAT:
+        frame = pamqp.heartbeat.Heartbeat()
+    return channel, frame
+
+
+def _header_frame(payload: bytes, to_wire: Any) -> Any:
+    try:
+        return pamqp.frame._unmarshal_header_frame(payload)
+    except _DECODE_ERRORS as exc:
+        try:
+            body_size, properties = decode_content_header(payload, lenient=True)
+        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks tables
+            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
+        logger.warning("pamqp could not decode a content header (%s); read it leniently", exc)
+    props = pamqp.commands.Basic.Properties()
+    for name, value in to_wire(properties).items():
+        setattr(props, name, value)  # as pamqp's unmarshal does: no validation
+    return pamqp.header.ContentHeader(body_size=body_size, properties=props)
+
+
+# -- one write per loop turn -----------------------------------------------------------
+
+
+class FrameWriter:
+    """Gathers one channel's frames and writes them once per loop turn."""
+
+    def __init__(self, protocol: Any, channel: Any) -> None:
+        self._protocol = protocol
+        self._channel = channel
+        self._channel_id: int = channel.channel_id
+        self._stream = protocol._stream_writer
+        self._transport = protocol._stream_writer.transport
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def _check_open(self) -> None:
+        if self._protocol.state != _OPEN or not self._channel.is_open:
+            raise ConnectionLost("the channel or connection is closed")
+
+    def publish(self, action: Publish) -> bool:
+        """Queue a publish. Returns whether the caller should wait for `drain()`.
+
+        Raises ConnectionLost when the channel is closed.
+        """
+        self._check_open()
+        frames = encode_publish(
+            self._channel_id,
+            self._protocol.server_frame_max,
+            exchange=action.exchange,
+            routing_key=action.routing_key,
+            mandatory=action.mandatory,
+            properties=action.properties,
+            body=action.body,
+        )
+        return self._queue(frames)
+
+    def ack(self, action: Ack) -> bool:
+        """Queue an ack. Returns whether the caller should wait for `drain()`."""
+        self._check_open()
+        return self._queue(encode_ack(self._channel_id, action.delivery_tag, action.multiple))
+
+    def reject(self, action: Reject) -> bool:
+        """Queue a reject. Returns whether the caller should wait for `drain()`."""
+        self._check_open()
+        return self._queue(encode_reject(self._channel_id, action.delivery_tag, action.requeue))
+
+    def _queue(self, frames: bytes) -> bool:
+        self._pending.append(frames)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+        return bool(self._transport.get_write_buffer_size() > _HIGH_WATER)
+
+    def flush(self) -> None:
+        """Write what is queued now (also before any frame aioamqp writes itself)."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if self._transport.is_closing():
+            return  # the connection is going: the link's watchers fail what was in flight
+        self._stream.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer has room (aioamqp's drain, with its lock)."""
+        self.flush()
+        await self._protocol._drain()

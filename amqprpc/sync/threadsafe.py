@@ -1,0 +1,360 @@
+"""The thread-safe sync client: blocking calls from any thread, over a connection of its own.
+
+`ThreadSafeClientCodec` keeps one client core for its life and a background I/O thread per
+connection. Callers hand their calls to the I/O thread and wait on a future; the I/O thread
+runs each call through the same op as every other client (`call_op`), connects on first use
+within the deadline of the calls waiting for it, and ends calls where the core says
+(`ClientProtocol.time_left`, `expire`, `fail_all`). After a loss the next call connects again;
+in a forked child (a pre-forking web server's worker) it leaves the parent's connection alone
+and connects anew.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+import threading
+import uuid
+from types import TracebackType
+from typing import Any
+
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, reply_queue_name
+from .._errors import ConnectionLost, RPCError
+from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
+from .._formatters import FormatterLike, as_formatter
+from .._link import Connector, Finished, Link, advance, no_wait, run
+from .._ops import Op, call_op, client_setup_op, close_op
+from .._pending import PendingStats
+from .._proxy import ServiceProxy
+from .._server import DEFAULT_MAX_BODY_SIZE
+
+__all__ = ["ThreadSafeClientCodec", "new_protocol"]
+
+logger = logging.getLogger(__name__)
+
+Future = concurrent.futures.Future[Any]
+
+
+def new_protocol(
+    queue: str, formatter: FormatterLike, timeout: float, max_body_size: int
+) -> ClientProtocol[Any]:
+    """A client core with a fresh reply-queue name. Raises UsageError for bad settings."""
+    return ClientProtocol(
+        request_queue=queue,
+        reply_queue=reply_queue_name(uuid.uuid4().hex),
+        formatter=as_formatter(formatter),
+        timeout=timeout,
+        max_body_size=max_body_size,
+    )
+
+
+class _Call:
+    """The token of one call on the I/O thread: its op, where the op stands, its future."""
+
+    __slots__ = ("future", "op", "step")
+
+    op: Op[_Call, object]
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+        self.step: Action | WaitFor[_Call] | None = None  # None: waiting for its CallDone
+
+
+class _IoThread:
+    """One connection's I/O loop. Every touch of the link and of the core happens on it."""
+
+    def __init__(self, connector: Connector, proto: ClientProtocol[_Call]) -> None:
+        self.thread = threading.Thread(
+            target=self._run, name=f"amqprpc-client-{proto.request_queue}", daemon=True
+        )
+        self._connector = connector
+        self._proto = proto
+        self._lock = threading.Lock()
+        self._inbox: collections.deque[tuple[str, object, float | None, float, Future]] = (
+            collections.deque()
+        )
+        self._link: Link | None = None
+        self._wake_pending = False  # a wake-up is queued: later submits need not queue one
+        self._held: list[_Call] = []  # started, not yet published (before connecting)
+        self._started = False
+        self._dead = False
+        self._stopping = False
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead
+
+    def submit(self, method: str, arg: object, timeout: float | None, future: Future) -> None:
+        now = self._connector.now()  # the call's time starts here, connecting included
+        with self._lock:
+            if self._dead:
+                raise ConnectionLost(f"{method}: the connection is closed")
+            self._inbox.append((method, arg, timeout, now, future))
+            link = self._link
+            wake = link is not None and not self._wake_pending
+            self._wake_pending = self._wake_pending or wake
+            start, self._started = not self._started, True
+        if start:  # the first call is in the inbox: connecting can take its deadline
+            self.thread.start()
+        if link is not None and wake:
+            try:
+                link.call_threadsafe(self._on_wake)
+            except ConnectionLost:
+                pass  # the thread is ending; it fails whatever is left in the inbox
+
+    def stop(self) -> None:
+        self._stopping = True
+        with self._lock:
+            link = self._link
+        if link is not None:
+            try:
+                link.call_threadsafe(lambda: None)
+            except ConnectionLost:
+                pass
+
+    # -- on the I/O thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        reason = "the client codec was closed"
+        link: Link | None = None
+        try:
+            self._take_inbox()
+            link = self._connector.connect(self._proto.time_left(self._connector.now()))
+            link.bind(self)
+            run(client_setup_op(self._proto.reply_queue), link, no_wait)
+            with self._lock:
+                self._link = link
+            self._on_wake()
+            while not self._stopping:
+                link.process(self._proto.time_left(link.now()))
+                self._settle(self._proto.expire(link.now()))
+        except RPCError as exc:
+            reason = str(exc)
+            logger.warning("client connection for %r lost: %s", self._proto.request_queue, exc)
+            self._settle(self._proto.expire(self._connector.now()))  # past due: RPCTimeout
+        finally:
+            with self._lock:
+                self._link = None
+                self._dead = True  # later calls go to the next connection's thread
+            self._take_inbox()
+            self._settle(self._proto.fail_all(reason))
+            if link is not None:
+                run(close_op(), link, no_wait)
+
+    def _on_wake(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        self._take_inbox()
+        link = self._link
+        if link is not None and self._held:
+            self._settle(self._proto.expire(link.now()))  # due while waiting: RPCTimeout
+            held, self._held = self._held, []
+            now = link.now()
+            for call in held:
+                if not call.future.set_running_or_notify_cancel():
+                    call.op.close()  # cancelled before it was sent: the core cancels it
+                    continue
+                if isinstance(call.step, Publish):
+                    call.step = self._proto.held(call.step, now)
+                self._advance(call, link)
+
+    def _take_inbox(self) -> None:
+        # Start every submitted call in the core (numbered, its deadline running), holding
+        # its publish until there is a link to send it on.
+        while True:
+            with self._lock:
+                if not self._inbox:
+                    return
+                method, arg, timeout, now, future = self._inbox.popleft()
+            if future.cancelled():
+                continue  # cancelled before it was started
+            call = _Call(future)
+            call.op = call_op(self._proto, method, arg, now=now, timeout=timeout, token=call)
+            try:
+                call.step = next(call.op)
+            except RPCError as exc:  # a bad argument: nothing was sent
+                _set(future, error=exc)
+                continue
+            self._held.append(call)
+
+    def _advance(self, call: _Call, link: Link) -> None:
+        step, call.step = call.step, None
+        assert step is not None
+        try:
+            waiting = advance(call.op, link, step)
+        except RPCError as exc:
+            call.future.set_exception(exc)
+            return
+        if isinstance(waiting, Finished):  # not as a rule: a call ends after its WaitFor
+            call.future.set_result(waiting.value)
+
+    def _settle(self, dones: list[CallDone[_Call]]) -> None:
+        for done in dones:
+            self._resume(done)
+
+    def _resume(self, done: CallDone[_Call]) -> None:
+        call = done.token
+        try:
+            if call.step is not None:  # ended before it was published: its publish fails
+                if call in self._held:
+                    self._held.remove(call)
+                call.op.throw(done.error or ConnectionLost("the call ended unsent"))
+            else:
+                call.op.send(done)
+        except StopIteration as stop:
+            _set(call.future, result=stop.value)
+        except RPCError as exc:
+            _set(call.future, error=exc)
+
+    # -- the link's sink -------------------------------------------------------------------
+
+    def delivered(self, delivery: Delivery) -> None:
+        done = self._proto.receive(delivery)
+        if done is not IGNORED:
+            self._resume(done)
+
+    def returned(self, returned: Returned) -> None:
+        done = self._proto.returned(returned)
+        if done is not IGNORED:
+            self._resume(done)
+
+    def closed(self, reason: str) -> None:
+        with self._lock:
+            self._dead = True  # from now on, calls go to the next connection's thread
+        self._settle(self._proto.fail_all(reason))
+
+
+def _set(future: Future, *, result: object = None, error: RPCError | None = None) -> None:
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass  # the caller cancelled it meanwhile
+
+
+class ThreadSafeClientCodec:
+    """Blocking calls from any number of threads, over a connection of its own.
+
+    Connects on first use. When the connection drops, calls in flight fail with
+    ConnectionLost and the next call connects again. In a forked child (a pre-forking web
+    server's worker) it leaves the parent's connection alone and connects anew.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        queue: str,
+        formatter: FormatterLike,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self._connector = connector
+        self._settings = (queue, formatter, timeout, max_body_size)
+        # The latest connection's core; each connection has its own, and a new reply queue.
+        self._proto: ClientProtocol[_Call] = new_protocol(*self._settings)  # validates now
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._io: _IoThread | None = None
+        self._pid = os.getpid()
+        self._closed = False
+
+    @property
+    def queue(self) -> str:
+        """The request queue this codec calls."""
+        return self._proto.request_queue
+
+    @property
+    def reply_queue(self) -> str:
+        """The latest connection's reply queue."""
+        return self._proto.reply_queue
+
+    @property
+    def pending(self) -> int:
+        """How many calls on the latest connection are waiting for their end."""
+        return len(self._proto.pending)
+
+    @property
+    def stats(self) -> PendingStats:
+        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state,
+        on the latest connection (they restart when the codec reconnects)."""
+        return self._proto.pending.stats
+
+    @property
+    def malformed(self) -> int:
+        """How many replies were ignored because their message_id is not a call number, on
+        the latest connection."""
+        return self._proto.malformed
+
+    def client(self, service: str) -> ServiceProxy[Any, Future]:
+        """A proxy whose attributes are `service`'s remote methods.
+
+        `proxy.Mul(arg)` blocks for the result; `proxy.Mul.future(arg)` returns a Future.
+        """
+        return ServiceProxy(service, self._call_positional, self._future_positional)
+
+    def call(self, method: str, arg: object = None, *, timeout: float | None = None) -> Any:
+        """Call `method` ("Service.Method", sent verbatim) and block for its result.
+
+        Thread-safe. Raises RemoteError, RPCTimeout, Unroutable, ConnectionLost,
+        ProtocolViolation, EncodeError or UsageError (all RPCError).
+        """
+        return self.call_async(method, arg, timeout=timeout).result()
+
+    def call_async(
+        self, method: str, arg: object = None, *, timeout: float | None = None
+    ) -> Future:
+        """Start a call and return a `concurrent.futures.Future` of its result. Thread-safe."""
+        future: Future = concurrent.futures.Future()
+        try:
+            self._io_thread().submit(method, arg, timeout, future)
+        except RPCError as exc:
+            future.set_exception(exc)
+        return future
+
+    def _call_positional(self, method: str, arg: object, timeout: float | None) -> Any:
+        return self.call(method, arg, timeout=timeout)
+
+    def _future_positional(self, method: str, arg: object, timeout: float | None) -> Future:
+        return self.call_async(method, arg, timeout=timeout)
+
+    def _io_thread(self) -> _IoThread:
+        if self._pid != os.getpid():
+            # A forked child: the parent's I/O thread did not come along and its socket is
+            # the parent's. Forget both (never close them from here) and start afresh.
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._io = None
+            self._proto = new_protocol(*self._settings)
+        with self._lock:
+            if self._closed:
+                raise ConnectionLost("the client codec is closed")
+            io = self._io
+            if io is None or not io.alive:
+                if io is not None:
+                    self._proto = new_protocol(*self._settings)
+                io = self._io = _IoThread(self._connector, self._proto)
+            return io
+
+    def close(self) -> None:
+        """End pending calls with ConnectionLost, close the connection, stop the thread."""
+        with self._lock:
+            self._closed = True
+            io, self._io = self._io, None
+        if io is not None and self._pid == os.getpid():
+            io.stop()
+            if io.thread.is_alive() and io.thread is not threading.current_thread():
+                io.thread.join(10)
+
+    def __enter__(self) -> ThreadSafeClientCodec:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
