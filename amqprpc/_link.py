@@ -129,7 +129,8 @@ class Connector(Protocol):
 
     def connect(self, within: float | None) -> Link:
         """Open a connection and a link on it, giving up after `within` seconds (None: the
-        connector's own limits). Raises ConnectionLost or BrokerError."""
+        connector's own limits). Raises ConnectionLost or BrokerError, or RPCTimeout when it
+        ran out of those `within` seconds."""
 
 
 class Finished(Generic[R]):

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amqprpc import BrokerError, ConnectionLost
+from amqprpc import BrokerError, ConnectionLost, RPCTimeout
 from amqprpc.protocol import (
     Ack,
     Action,
@@ -106,7 +106,7 @@ class FakeBroker:
         if self.connect_delay:
             time.sleep(self.connect_delay if within is None else min(self.connect_delay, within))
             if within is not None and within < self.connect_delay:
-                raise ConnectionLost("connecting to the fake broker: timed out")
+                raise RPCTimeout(f"connecting to the fake broker: no answer within {within:g} s")
         return FakeLink(self)
 
     async def open_async_link(self) -> FakeAsyncLink:

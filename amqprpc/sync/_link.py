@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pika
+import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
 from .._envelope import Properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError, RPCTimeout, UsageError
 from .._events import (
     Ack,
     Action,
@@ -54,6 +55,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_STACK_TIMEOUT = pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout
+
 
 @contextlib.contextmanager
 def map_exceptions(what: str) -> Iterator[None]:
@@ -62,7 +65,11 @@ def map_exceptions(what: str) -> Iterator[None]:
         yield
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
-    except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+    except (
+        pika.exceptions.AMQPConnectionError,
+        pika.exceptions.AMQPChannelError,
+        pika.adapters.utils.connection_workflow.AMQPConnectorException,  # e.g. a stack timeout
+    ) as exc:
         raise ConnectionLost(f"{what}: {type(exc).__name__}") from exc
     except (ConnectionError, OSError) as exc:
         raise ConnectionLost(f"{what}: {exc}") from exc
@@ -138,15 +145,22 @@ class PikaLink:
     @classmethod
     def connect(cls, parameters: Any, *, within: float | None = None) -> PikaLink:
         """Open a connection of our own (closed with the link), giving up after `within`
-        seconds when that is sooner than the parameters' own timeouts. Raises ConnectionLost.
+        seconds when that is sooner than the parameters' own timeouts. Raises ConnectionLost,
+        or RPCTimeout when the handshake ran out of those `within` seconds.
         """
         if within is not None:
             limit = max(within, 0.001)
             parameters = copy.copy(parameters)
             parameters.socket_timeout = min(parameters.socket_timeout or limit, limit)
             parameters.stack_timeout = min(parameters.stack_timeout or limit, limit)
-        with map_exceptions(f"connecting to {parameters.host}:{parameters.port}"):
-            connection = pika.BlockingConnection(parameters)
+        what = f"connecting to {parameters.host}:{parameters.port}"
+        try:
+            with map_exceptions(what):
+                connection = pika.BlockingConnection(parameters)
+        except ConnectionLost as exc:
+            if within is not None and isinstance(exc.__cause__, _STACK_TIMEOUT):
+                raise RPCTimeout(f"{what}: no answer within {within:g} s") from exc.__cause__
+            raise
         return cls(connection, owned=True)
 
     @property

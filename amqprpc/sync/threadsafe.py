@@ -17,11 +17,12 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, reply_queue_name
-from .._errors import ConnectionLost, RPCError
+from .._errors import ConnectionLost, RPCError, RPCTimeout
 from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
 from .._link import Connector, Finished, Link, advance, no_wait, run
@@ -35,6 +36,7 @@ __all__ = ["ThreadSafeClientCodec", "new_protocol"]
 logger = logging.getLogger(__name__)
 
 Future = concurrent.futures.Future[Any]
+Submitted = tuple[str, object, "float | None", float, Future]  # method, arg, timeout, when
 
 
 def new_protocol(
@@ -65,16 +67,20 @@ class _Call:
 class _IoThread:
     """One connection's I/O loop. Every touch of the link and of the core happens on it."""
 
-    def __init__(self, connector: Connector, proto: ClientProtocol[_Call]) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        proto: ClientProtocol[_Call],
+        on_end: Callable[[list[Submitted]], None],
+    ) -> None:
         self.thread = threading.Thread(
             target=self._run, name=f"amqprpc-client-{proto.request_queue}", daemon=True
         )
         self._connector = connector
         self._proto = proto
         self._lock = threading.Lock()
-        self._inbox: collections.deque[tuple[str, object, float | None, float, Future]] = (
-            collections.deque()
-        )
+        self._inbox: collections.deque[Submitted] = collections.deque()
+        self._on_end = on_end  # takes the calls that came too late for this connection
         self._link: Link | None = None
         self._wake_pending = False  # a wake-up is queued: later submits need not queue one
         self._held: list[_Call] = []  # started, not yet published (before connecting)
@@ -86,12 +92,12 @@ class _IoThread:
     def alive(self) -> bool:
         return not self._dead
 
-    def submit(self, method: str, arg: object, timeout: float | None, future: Future) -> None:
-        now = self._connector.now()  # the call's time starts here, connecting included
+    def submit(self, submitted: Submitted) -> bool:
+        """Queue a call for this connection. Returns False when the connection is gone."""
         with self._lock:
             if self._dead:
-                raise ConnectionLost(f"{method}: the connection is closed")
-            self._inbox.append((method, arg, timeout, now, future))
+                return False
+            self._inbox.append(submitted)
             link = self._link
             wake = link is not None and not self._wake_pending
             self._wake_pending = self._wake_pending or wake
@@ -102,7 +108,8 @@ class _IoThread:
             try:
                 link.call_threadsafe(self._on_wake)
             except ConnectionLost:
-                pass  # the thread is ending; it fails whatever is left in the inbox
+                pass  # the thread is ending; it hands on whatever is left in the inbox
+        return True
 
     def stop(self) -> None:
         self._stopping = True
@@ -121,7 +128,7 @@ class _IoThread:
         link: Link | None = None
         try:
             self._take_inbox()
-            link = self._connector.connect(self._proto.time_left(self._connector.now()))
+            link = self._connect()
             link.bind(self)
             run(client_setup_op(self._proto.reply_queue), link, no_wait)
             with self._lock:
@@ -134,14 +141,31 @@ class _IoThread:
             reason = str(exc)
             logger.warning("client connection for %r lost: %s", self._proto.request_queue, exc)
             self._settle(self._proto.expire(self._connector.now()))  # past due: RPCTimeout
+        except Exception as exc:
+            reason = f"the I/O thread failed: {type(exc).__name__}"
+            logger.exception("client I/O thread for %r failed", self._proto.request_queue)
         finally:
             with self._lock:
                 self._link = None
                 self._dead = True  # later calls go to the next connection's thread
-            self._take_inbox()
+                left = list(self._inbox)
+                self._inbox.clear()
             self._settle(self._proto.fail_all(reason))
             if link is not None:
                 run(close_op(), link, no_wait)
+            if left:  # never started here: they get a connection of their own
+                self._on_end(left)
+
+    def _connect(self) -> Link:
+        # Connecting may take as long as the calls waiting for it have left, and no longer.
+        try:
+            return self._connector.connect(self._proto.connect_budget(self._connector.now()))
+        except RPCError as exc:
+            logger.warning("client connection for %r failed: %s", self._proto.request_queue, exc)
+            out_of_time = isinstance(exc, RPCTimeout)
+            now = self._connector.now()
+            self._settle(self._proto.connect_failed(now, str(exc), out_of_time=out_of_time))
+            raise
 
     def _on_wake(self) -> None:
         with self._lock:
@@ -310,11 +334,20 @@ class ThreadSafeClientCodec:
     ) -> Future:
         """Start a call and return a `concurrent.futures.Future` of its result. Thread-safe."""
         future: Future = concurrent.futures.Future()
-        try:
-            self._io_thread().submit(method, arg, timeout, future)
-        except RPCError as exc:
-            future.set_exception(exc)
+        # The call's time starts here: connecting, when it must, is part of it.
+        self._submit([(method, arg, timeout, self._connector.now(), future)])
         return future
+
+    def _submit(self, calls: list[Submitted]) -> None:
+        for submitted in calls:
+            while True:
+                try:
+                    io = self._io_thread()
+                except RPCError as exc:
+                    _set(submitted[4], error=exc)
+                    break
+                if io.submit(submitted):
+                    break  # else that connection just ended: the next one takes it
 
     def _call_positional(self, method: str, arg: object, timeout: float | None) -> Any:
         return self.call(method, arg, timeout=timeout)
@@ -337,7 +370,7 @@ class ThreadSafeClientCodec:
             if io is None or not io.alive:
                 if io is not None:
                     self._proto = new_protocol(*self._settings)
-                io = self._io = _IoThread(self._connector, self._proto)
+                io = self._io = _IoThread(self._connector, self._proto, self._submit)
             return io
 
     def close(self) -> None:
