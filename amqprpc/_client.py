@@ -13,7 +13,14 @@ from __future__ import annotations
 import logging
 from typing import Any, Generic, TypeVar
 
-from ._envelope import expiration_ms, is_shortstr, parse_reply, request_properties
+from ._envelope import (
+    ERROR_HEADER,
+    expiration_ms,
+    is_shortstr,
+    parse_call_id,
+    parse_reply,
+    request_properties,
+)
 from ._errors import (
     ConnectionLost,
     MessageTooLarge,
@@ -134,16 +141,28 @@ class ClientProtocol(Generic[T]):
 
     def receive(self, delivery: Delivery) -> CallDone[T] | Ignored:
         """A message arrived on our reply queue. Returns the call it ends, or IGNORED."""
+        properties = delivery.properties
+        headers = properties.headers
         try:
-            info = parse_reply(delivery.properties)
+            if headers and ERROR_HEADER in headers:
+                info = parse_reply(properties)
+                call_id = info.call_id
+            else:  # the usual reply: a result, nothing to read but its call number
+                info, call_id = None, parse_call_id(properties.message_id)
         except ProtocolViolation as exc:
             self.malformed += 1
             logger.debug("ignoring reply: %s", exc)
             return IGNORED
-        entry = self.pending.resolve(info.call_id)
+        entry = self.pending.resolve(call_id)
         if entry is IGNORED:
-            logger.debug("ignoring reply for call %d: not pending", info.call_id)
+            logger.debug("ignoring reply for call %d: not pending", call_id)
             return IGNORED
+        if info is None:
+            try:
+                value = unpack_body(self.formatter, delivery.body)
+            except ProtocolViolation as exc:
+                return CallDone(call_id=call_id, token=entry.token, error=exc)
+            return CallDone(call_id=call_id, token=entry.token, value=value)
         if info.malformed_error:
             kind = type(info.bad_error_header).__name__
             error: RPCError = ProtocolViolation(f"{entry.label}: error header is {kind}, not str")

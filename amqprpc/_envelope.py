@@ -228,7 +228,7 @@ def parse_call_id(message_id: str | None) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ReplyInfo:
     """What a reply's properties say: whose call it answers and whether it failed."""
 

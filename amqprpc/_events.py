@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._errors import RPCError
 
@@ -202,8 +202,7 @@ Performed = QueueDeclared | Consuming | None
 # -- results: what the core answers an adapter ------------------------------------------------
 
 
-@dataclass(slots=True, kw_only=True)
-class CallStarted:
+class CallStarted(NamedTuple):
     """A call the core has numbered: publish `publish`, then wait for call `call_id`."""
 
     call_id: int
@@ -250,16 +249,14 @@ class Invoke:
     delivery_tag: int
 
 
-@dataclass(slots=True, kw_only=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a handler did: returned `value`, or raised `error`."""
 
     value: object = None
     error: Exception | None = None
 
 
-@dataclass(slots=True, kw_only=True)
-class Received:
+class Received(NamedTuple):
     """The answer to a delivery: actions to perform now, and maybe a handler to run."""
 
     actions: tuple[Action, ...]

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from ._envelope import Properties, lenient_properties
-from ._errors import EncodeError, ProtocolViolation, UsageError
+from ._errors import EncodeError, ProtocolViolation
 
 __all__ = [
     "FRAME_OVERHEAD",
@@ -141,7 +141,11 @@ def _field_value(reader: _Reader, depth: int, lenient: bool) -> object:
     if kind == "t":
         return reader.take(1) != b"\x00"
     if kind == "S":
-        return reader.longstr().decode("utf-8", "replace")
+        raw = reader.longstr()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:  # kept as bytes, as pika and pamqp keep it: not a str
+            return raw
     if kind == "x":
         return reader.longstr()
     if kind == "V":
@@ -202,6 +206,7 @@ def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int
     if class_id != _BASIC_CLASS:
         raise ProtocolViolation(f"content header of class {class_id}, not basic (60)")
     fields: dict[str, object] = {}
+    replaced = False
     pos = 14
     try:
         for mask, name, kind in _PRESENT:
@@ -211,7 +216,9 @@ def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int
                 stop = pos + 1 + payload[pos]
                 if stop > end:
                     raise IndexError(name)
-                fields[name] = payload[pos + 1 : stop].decode("utf-8", "replace")
+                text = payload[pos + 1 : stop].decode("utf-8", "replace")
+                replaced = replaced or "\ufffd" in text  # not UTF-8: may now be too long
+                fields[name] = text
                 pos = stop
             elif kind == "F":
                 stop = pos + 4 + _U32.unpack_from(payload, pos)[0]
@@ -229,10 +236,9 @@ def decode_content_header(payload: bytes, *, lenient: bool = False) -> tuple[int
         raise ProtocolViolation(f"truncated frame: content header cut in {exc}") from None
     if pos != end:
         raise ProtocolViolation("trailing bytes after content header properties")
-    try:
-        return body_size, Properties(**fields)  # type: ignore[arg-type]
-    except UsageError:  # e.g. a short string that decoded to more than 255 bytes
+    if replaced:  # e.g. a short string that decoded to more than 255 bytes
         return body_size, lenient_properties(fields)
+    return body_size, Properties(**fields)  # type: ignore[arg-type]
 
 
 # -- whole frames (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, frame-end) ----------

@@ -35,29 +35,16 @@ class CallState(enum.Enum):
     UNSENT = "unsent"  # the publish never left: the link failed to send it
     LOST = "lost"  # the connection or channel went away, or the client closed
 
-    # Members are singletons compared by identity; hash them by identity too, in C, since the
-    # transition table below is looked up on every call (Enum's own __hash__ is Python code).
-    __hash__ = object.__hash__
 
-
-class _Trigger(enum.Enum):
-    REPLY = "reply"
-    EXPIRE = "expire"
-    CANCEL = "cancel"
-    UNSENT = "unsent"
-    FAIL = "fail"
-
-    __hash__ = object.__hash__
-
-
-# The whole state machine: (state, trigger) -> new state. A pair that is missing means the
-# trigger does not apply (e.g. a reply for a call that already timed out).
+# The whole state machine. A call is PENDING while it is in the table and leaves it on its one
+# transition, so PENDING is the only state with ways out: trigger -> the final state. A trigger
+# for a call that is not in the table does not apply (e.g. a reply after a timeout).
 _TRANSITIONS = {
-    (CallState.PENDING, _Trigger.REPLY): CallState.DONE,
-    (CallState.PENDING, _Trigger.EXPIRE): CallState.TIMED_OUT,
-    (CallState.PENDING, _Trigger.CANCEL): CallState.CANCELLED,
-    (CallState.PENDING, _Trigger.UNSENT): CallState.UNSENT,
-    (CallState.PENDING, _Trigger.FAIL): CallState.LOST,
+    "reply": CallState.DONE,
+    "expire": CallState.TIMED_OUT,
+    "cancel": CallState.CANCELLED,
+    "unsent": CallState.UNSENT,
+    "fail": CallState.LOST,
 }
 
 
@@ -80,12 +67,17 @@ class Entry(Generic[T]):
 
 @dataclass(slots=True)
 class PendingStats:
-    """Counters of replies that matched no pending call."""
+    """Counters of replies that matched no pending call, and of calls by their final state."""
 
     unknown: int = 0  # an id this table never issued
     duplicate: int = 0  # a second reply for a call that already got one
     late: int = 0  # a reply for a call that timed out, was cancelled or was lost
-    by_state: dict[CallState, int] = field(default_factory=dict)  # final states reached
+    ended: dict[str, int] = field(default_factory=dict)  # trigger -> calls it ended
+
+    @property
+    def by_state(self) -> dict[CallState, int]:
+        """How many calls reached each final state."""
+        return {_TRANSITIONS[trigger]: count for trigger, count in self.ended.items()}
 
 
 class PendingTable(Generic[T]):
@@ -133,7 +125,7 @@ class PendingTable(Generic[T]):
         if entry is None:
             self._count_stray(call_id)
             return IGNORED
-        self._end(entry, _Trigger.REPLY)
+        self._end(entry, "reply")
         return entry
 
     def cancel(self, call_id: int) -> Entry[T] | Ignored:
@@ -141,7 +133,7 @@ class PendingTable(Generic[T]):
         entry = self._entries.get(call_id)
         if entry is None:
             return IGNORED
-        self._end(entry, _Trigger.CANCEL)
+        self._end(entry, "cancel")
         return entry
 
     def unsent(self, call_id: int) -> Entry[T] | Ignored:
@@ -149,7 +141,7 @@ class PendingTable(Generic[T]):
         entry = self._entries.get(call_id)
         if entry is None:
             return IGNORED
-        self._end(entry, _Trigger.UNSENT)
+        self._end(entry, "unsent")
         return entry
 
     def expire(self, now: float) -> list[Entry[T]]:
@@ -160,7 +152,7 @@ class PendingTable(Generic[T]):
             _, call_id = heapq.heappop(heap)
             entry = self._entries.get(call_id)
             if entry is not None:
-                self._end(entry, _Trigger.EXPIRE)
+                self._end(entry, "expire")
                 expired.append(entry)
         return expired
 
@@ -168,7 +160,7 @@ class PendingTable(Generic[T]):
         """End every pending call as LOST (connection gone, client closed). Returns them."""
         lost = list(self._entries.values())
         for entry in lost:
-            self._end(entry, _Trigger.FAIL)
+            self._end(entry, "fail")
         self._heap.clear()
         return lost
 
@@ -179,11 +171,11 @@ class PendingTable(Generic[T]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def _end(self, entry: Entry[T], trigger: _Trigger) -> None:
-        entry.state = _TRANSITIONS[(entry.state, trigger)]
+    def _end(self, entry: Entry[T], trigger: str) -> None:
+        entry.state = _TRANSITIONS[trigger]
         del self._entries[entry.call_id]
-        by_state = self.stats.by_state
-        by_state[entry.state] = by_state.get(entry.state, 0) + 1
+        ended_by = self.stats.ended
+        ended_by[trigger] = ended_by.get(trigger, 0) + 1
         ended = self._ended
         ended[entry.call_id] = entry.state
         if len(ended) > self._remember:

@@ -46,10 +46,11 @@ class DeliveryState(enum.Enum):
     SETTLED = "settled"
 
 
+# The whole state machine: trigger -> (the states it applies in, the state it leads to).
 _TRANSITIONS = {
-    (DeliveryState.RECEIVED, "invoke"): DeliveryState.INVOKING,
-    (DeliveryState.RECEIVED, "answer"): DeliveryState.SETTLED,  # answered without a handler
-    (DeliveryState.INVOKING, "answer"): DeliveryState.SETTLED,
+    "invoke": ((DeliveryState.RECEIVED,), DeliveryState.INVOKING),
+    # answered after its handler ran, or on the spot (no such method, undecodable argument)
+    "answer": ((DeliveryState.RECEIVED, DeliveryState.INVOKING), DeliveryState.SETTLED),
 }
 
 
@@ -199,7 +200,9 @@ class ServerProtocol:
         return (*rejects, *acks)
 
     def _transition(self, tag: int, trigger: str) -> None:
-        state = _TRANSITIONS[(self._states[tag], trigger)]
+        applies_in, state = _TRANSITIONS[trigger]
+        if self._states[tag] not in applies_in:
+            raise KeyError(f"delivery {tag}: {trigger} does not apply in {self._states[tag]}")
         if state is DeliveryState.SETTLED:
             del self._states[tag]
         else:

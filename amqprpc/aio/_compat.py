@@ -2,15 +2,17 @@
 
 The async link relies on two things that aioamqp 0.15 does not offer publicly:
 
-- **Salvaging content headers.** aioamqp decodes every content header with pamqp inside its
-  frame reader, and pamqp raises on headers RabbitMQ passes on: a short string that is not
-  UTF-8 (a property or a table key), a field-table timestamp beyond year 9999, tables nested
-  deeper than Python's recursion limit. aioamqp then logs the error and reads on from the
-  middle of a frame, so the connection neither works nor closes. `salvage_frames` replaces
-  one connection's frame reader with `_read_frame`: as aioamqp's, except that a content header
-  pamqp cannot decode is read by the core's lenient decoder, so one hostile message costs one
-  error reply, not the server or client (PROTOCOL.md section 9). Uses `protocol.get_frame`,
-  `protocol._stream_reader` and `pamqp.frame._unmarshal_*_frame`.
+- **Reading frames** (`FrameReader`, in place of `protocol.get_frame`). aioamqp decodes every
+  content header with pamqp inside its frame reader, and pamqp raises on headers RabbitMQ
+  passes on: a short string that is not UTF-8 (a property or a table key), a field-table
+  timestamp beyond year 9999, tables nested deeper than Python's recursion limit. aioamqp then
+  logs the error and reads on from the middle of a frame, so the connection neither works nor
+  closes. The reader decodes such a header with the core's lenient decoder, so one hostile
+  message costs one error reply, not the server or client (PROTOCOL.md section 9). It also
+  reads the deliveries of amqprpc's own consumers whole, with the core's decoders, and hands
+  them to their link: aioamqp's dispatch and pamqp's decoding were a third of the CPU of a
+  request or a reply. Uses `protocol.get_frame`, `protocol._stream_reader` and
+  `pamqp.frame._unmarshal_*_frame`.
 - **One write per loop turn** (`FrameWriter`). aioamqp sends a message as three socket writes
   and drains after each; the writer sends the frames the core encodes (`_frames`,
   byte-identical to pamqp's) in one write per loop turn on aioamqp's own stream writer, so
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import aioamqp.exceptions
@@ -36,16 +40,16 @@ import pamqp.header
 import pamqp.heartbeat
 
 from .._errors import ConnectionLost, ProtocolViolation
-from .._events import Ack, Publish, Reject
+from .._events import Ack, Delivery, Publish, Reject
 from .._frames import decode_content_header, encode_ack, encode_publish, encode_reject
 from .._versions import Range, installed, outside
 
 __all__ = [
     "SUPPORTED",
+    "FrameReader",
     "FrameWriter",
     "internals_usable",
     "missing_internals",
-    "salvage_frames",
     "versions",
 ]
 
@@ -111,52 +115,110 @@ _DECODE_ERRORS = (
     RecursionError,
     ValueError,
 )
-_SALVAGED = "_amqprpc_salvages_headers"
+_READER = "_amqprpc_frame_reader"
 _FRAME_HEADER, _FRAME_METHOD, _FRAME_BODY, _FRAME_HEARTBEAT = 2, 1, 3, 8
 _FRAME_END = b"\xce"
+_FRAME_HEAD = struct.Struct(">BHI")
+_TAG_BIT = struct.Struct(">QB")
+_DELIVER = struct.pack(">HH", 60, 60)  # basic.deliver
+_HEARTBEAT = pamqp.heartbeat.Heartbeat()
 
 
-def salvage_frames(protocol: Any, to_wire: Any) -> None:
-    """Let `protocol` (an AmqpProtocol) survive content headers pamqp cannot decode.
+class FrameReader:
+    """Reads one connection's frames in aioamqp's place (its `get_frame`).
 
-    `to_wire` turns the core's Properties into pamqp property values.
+    As aioamqp's reader, with two differences. A content header pamqp cannot decode is read
+    by the core's lenient decoder. And a delivery for a consumer an amqprpc link registered
+    (`consume`) is read here whole (method, content header, body) with the core's decoders
+    and handed to the link's callback; aioamqp sees a heartbeat in its place, which it skips.
+    That takes aioamqp's dispatch and pamqp's decoding off every request and reply.
     """
-    if getattr(protocol, _SALVAGED, False):
-        return
 
-    async def get_frame() -> tuple[int, Any]:
-        return await _read_frame(protocol._stream_reader, to_wire)
+    def __init__(self, protocol: Any, to_wire: Any) -> None:
+        self._reader = protocol._stream_reader
+        self._to_wire = to_wire
+        self._consumers: dict[tuple[int, str], Callable[[Delivery], None]] = {}
 
-    protocol.get_frame = get_frame
-    setattr(protocol, _SALVAGED, True)
+    @classmethod
+    def of(cls, protocol: Any, to_wire: Any) -> FrameReader:
+        """The reader of `protocol` (an AmqpProtocol), installed on first use."""
+        reader: FrameReader | None = getattr(protocol, _READER, None)
+        if reader is None:
+            reader = cls(protocol, to_wire)
+            protocol.get_frame = reader.get_frame
+            setattr(protocol, _READER, reader)
+        return reader
 
+    def consume(self, channel: int, consumer_tag: str, deliver: Callable[[Delivery], None]) -> None:
+        """Hand deliveries for `consumer_tag` on `channel` to `deliver` from now on."""
+        self._consumers[(channel, consumer_tag)] = deliver
 
-async def _read_frame(reader: Any, to_wire: Any) -> tuple[int, Any]:
-    # aioamqp.frame.read (AMQP 0-9-1 section 4.2.3: type, channel, size, payload, 0xCE), except
-    # for content headers pamqp cannot decode.
-    if not reader:
-        raise aioamqp.exceptions.AmqpClosedConnection()
-    try:
-        head = await reader.readexactly(7)
-    except (asyncio.IncompleteReadError, OSError) as exc:
-        raise aioamqp.exceptions.AmqpClosedConnection() from exc
-    kind, channel, size = pamqp.frame.frame_parts(head)
-    if size is None:
-        raise aioamqp.exceptions.AmqpClosedConnection()
-    rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet together
-    if rest[-1:] != _FRAME_END:
-        raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
-    payload = rest[:-1]
-    frame: Any = None
-    if kind == _FRAME_METHOD:
-        frame = pamqp.frame._unmarshal_method_frame(payload)
-    elif kind == _FRAME_HEADER:
-        frame = _header_frame(payload, to_wire)
-    elif kind == _FRAME_BODY:
-        frame = pamqp.frame._unmarshal_body_frame(payload)
-    elif kind == _FRAME_HEARTBEAT:
-        frame = pamqp.heartbeat.Heartbeat()
-    return channel, frame
+    def forget(self, channel: int, consumer_tag: str | None = None) -> None:
+        """Stop handing deliveries for one consumer (or every consumer of `channel`)."""
+        for key in [k for k in self._consumers if k[0] == channel]:
+            if consumer_tag is None or key[1] == consumer_tag:
+                del self._consumers[key]
+
+    async def _raw(self) -> tuple[int, int, bytes]:
+        # AMQP 0-9-1 section 4.2.3: type (octet), channel (short), size (long), payload, 0xCE.
+        reader = self._reader
+        if not reader:
+            raise aioamqp.exceptions.AmqpClosedConnection()
+        try:
+            head = await reader.readexactly(7)
+            kind, channel, size = _FRAME_HEAD.unpack(head)
+            rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet
+        except (asyncio.IncompleteReadError, OSError) as exc:
+            raise aioamqp.exceptions.AmqpClosedConnection() from exc
+        if rest[-1:] != _FRAME_END:
+            raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
+        return kind, channel, rest[:-1]
+
+    async def get_frame(self) -> tuple[int, Any]:
+        """The next frame, decoded as aioamqp's reader decodes it."""
+        kind, channel, payload = await self._raw()
+        if kind == _FRAME_METHOD:
+            if self._consumers and payload[:4] == _DELIVER:
+                deliver = self._consumers.get((channel, _shortstr_at(payload, 4)[0]))
+                if deliver is not None:
+                    deliver(await self._delivery(payload))
+                    return 0, _HEARTBEAT
+            return channel, pamqp.frame._unmarshal_method_frame(payload)
+        if kind == _FRAME_HEADER:
+            return channel, _header_frame(payload, self._to_wire)
+        if kind == _FRAME_BODY:
+            return channel, pamqp.frame._unmarshal_body_frame(payload)
+        if kind == _FRAME_HEARTBEAT:
+            return channel, _HEARTBEAT
+        return channel, None
+
+    async def _delivery(self, method: bytes) -> Delivery:
+        # basic.deliver (class 60, method 60): consumer-tag, delivery-tag (u64), redelivered
+        # (bit), exchange, routing-key; then its content header and body frames follow.
+        _, pos = _shortstr_at(method, 4)
+        delivery_tag, redelivered = _TAG_BIT.unpack_from(method, pos)
+        kind, _, payload = await self._raw()
+        if kind != _FRAME_HEADER:
+            raise aioamqp.exceptions.AmqpClosedConnection()  # out of step
+        try:
+            body_size, properties = decode_content_header(payload, lenient=True)
+        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks headers
+            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
+        parts = []
+        received = 0
+        while received < body_size:
+            kind, _, chunk = await self._raw()
+            if kind != _FRAME_BODY:
+                raise aioamqp.exceptions.AmqpClosedConnection()
+            parts.append(chunk)
+            received += len(chunk)
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        return Delivery(
+            properties=properties,
+            body=body,
+            delivery_tag=delivery_tag,
+            redelivered=bool(redelivered & 1),
+        )
 
 
 def _header_frame(payload: bytes, to_wire: Any) -> Any:
@@ -172,6 +234,11 @@ def _header_frame(payload: bytes, to_wire: Any) -> Any:
     for name, value in to_wire(properties).items():
         setattr(props, name, value)  # as pamqp's unmarshal does: no validation
     return pamqp.header.ContentHeader(body_size=body_size, properties=props)
+
+
+def _shortstr_at(payload: bytes, pos: int) -> tuple[str, int]:
+    stop = pos + 1 + payload[pos]
+    return payload[pos + 1 : stop].decode("utf-8", "replace"), stop
 
 
 # -- one write per loop turn -----------------------------------------------------------

@@ -37,7 +37,7 @@ from .._events import (
     Returned,
 )
 from .._link import AsyncLink, LinkSink, NoSink
-from ._compat import FrameWriter, internals_usable, salvage_frames
+from ._compat import FrameReader, FrameWriter, internals_usable
 
 __all__ = ["AioLink", "is_protocol", "map_exceptions", "open_link"]
 
@@ -116,9 +116,12 @@ def _from_wire(props: Any) -> Properties:
 class AioLink:
     """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
-    def __init__(self, channel: Any, writer: FrameWriter | None) -> None:
+    def __init__(
+        self, channel: Any, writer: FrameWriter | None, reader: FrameReader | None
+    ) -> None:
         self.channel = channel
         self._writer = writer
+        self._reader = reader
         self._sink: LinkSink = NoSink()
         self._loop = asyncio.get_running_loop()
         self._background: set[asyncio.Task[Any]] = set()
@@ -128,8 +131,7 @@ class AioLink:
     async def open(cls, protocol: Any) -> AioLink:
         """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
         usable = internals_usable(protocol)
-        if usable:
-            salvage_frames(protocol, _to_wire)
+        reader = FrameReader.of(protocol, _to_wire) if usable else None
         sink: list[AioLink] = []
 
         async def returned(channel: Any, body: bytes, envelope: Any, props: Any) -> None:
@@ -137,7 +139,7 @@ class AioLink:
 
         with map_exceptions("opening a channel"):
             channel = await protocol.channel(return_callback=returned)
-        link = cls(channel, FrameWriter(protocol, channel) if usable else None)
+        link = cls(channel, FrameWriter(protocol, channel) if usable else None, reader)
         sink.append(link)
         return link
 
@@ -164,6 +166,8 @@ class AioLink:
 
     async def _watch(self) -> None:
         await self.channel.close_event.wait()
+        if self._reader is not None:
+            self._reader.forget(self.channel.channel_id)
         self._sink.closed("the channel or connection closed")
 
     async def perform(self, action: Action) -> Performed:
@@ -228,14 +232,20 @@ class AioLink:
                     no_ack=action.no_ack,
                     exclusive=action.exclusive,
                 )
+            if self._reader is not None:  # its deliveries come straight to the sink
+                self._reader.consume(channel.channel_id, ok["consumer_tag"], self._deliver)
             return Consuming(consumer_tag=ok["consumer_tag"])
         if isinstance(action, CancelConsume):
+            if self._reader is not None:
+                self._reader.forget(channel.channel_id, action.consumer_tag)
             if self.is_open:
                 with contextlib.suppress(RPCError), map_exceptions("cancelling the consumer"):
                     await channel.basic_cancel(action.consumer_tag)
             return None
         if isinstance(action, CloseChannel):
             self._watcher.cancel()
+            if self._reader is not None:
+                self._reader.forget(channel.channel_id)
             if self.is_open:
                 with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
                     await channel.close()
@@ -270,6 +280,9 @@ class AioLink:
             await self.perform(action)
         except RPCError as exc:  # the channel went: the broker requeues what is unacked
             logger.debug("could not perform %r: %s", action, exc)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        self._sink.delivered(delivery)
 
     # aioamqp awaits these callbacks inside its frame reader: they must not block.
     async def _delivered(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:

@@ -20,7 +20,7 @@ import pika
 import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
-from .._envelope import Properties, lenient_properties
+from .._envelope import Properties, checked_properties, lenient_properties
 from .._errors import BrokerError, ConnectionLost, RPCError, RPCTimeout, UsageError
 from .._events import (
     Ack,
@@ -40,7 +40,7 @@ from .._events import (
     Returned,
 )
 from .._link import Link, LinkSink, NoSink
-from ._compat import salvage_frames
+from ._compat import internals_usable, salvage_frames, unflushed_publish
 
 __all__ = [
     "PikaConnector",
@@ -111,13 +111,36 @@ def _redact(url: str) -> str:
 
 
 def _to_wire(properties: Properties) -> Any:
-    return pika.BasicProperties(
-        **{name: getattr(properties, name) for name in Properties.__slots__}
-    )
+    wire = pika.BasicProperties()
+    for name in Properties.__slots__:
+        value = getattr(properties, name)
+        if value is not None:
+            setattr(wire, name, value)
+    return wire
 
 
 def _from_wire(props: Any) -> Properties:
-    return lenient_properties({name: getattr(props, name, None) for name in Properties.__slots__})
+    try:  # what arrives is nearly always well-formed: read it in one go, then check it
+        return checked_properties(
+            Properties(
+                content_type=props.content_type,
+                content_encoding=props.content_encoding,
+                headers=props.headers,
+                delivery_mode=props.delivery_mode,
+                priority=props.priority,
+                correlation_id=props.correlation_id,
+                reply_to=props.reply_to,
+                expiration=props.expiration,
+                message_id=props.message_id,
+                timestamp=props.timestamp,
+                type=props.type,
+                user_id=props.user_id,
+                app_id=props.app_id,
+                cluster_id=props.cluster_id,
+            )
+        )
+    except AttributeError:  # not pika's BasicProperties: read what is there
+        return lenient_properties({n: getattr(props, n, None) for n in Properties.__slots__})
 
 
 class Slot:
@@ -137,10 +160,15 @@ class PikaLink:
         self.owned = owned
         self._sink: LinkSink = NoSink()
         self._closed_reported = False
-        salvage_frames(connection, _to_wire)
+        usable = internals_usable(connection)
+        if usable:
+            salvage_frames(connection, _to_wire)
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
+        # Publishes are written by the next round of I/O (`process`), which every codec runs
+        # next: one flush for a batch, not one each.
+        self._publish = unflushed_publish(self.channel) if usable else self.channel.basic_publish
 
     @classmethod
     def connect(cls, parameters: Any, *, within: float | None = None) -> PikaLink:
@@ -181,12 +209,12 @@ class PikaLink:
         channel = self.channel
         if isinstance(action, Publish):
             with map_exceptions(f"publishing to {action.routing_key!r}"):
-                channel.basic_publish(
+                self._publish(
                     action.exchange,
                     action.routing_key,
                     action.body,
                     _to_wire(action.properties),
-                    mandatory=action.mandatory,
+                    action.mandatory,
                 )
             return None
         if isinstance(action, Ack):

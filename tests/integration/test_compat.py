@@ -41,6 +41,7 @@ def test_pika_internals_exist(broker_url: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     try:
         assert sync_compat.missing_internals(connection) == []
+        assert callable(sync_compat.unflushed_publish(connection.channel()))
     finally:
         connection.close()
 
@@ -67,7 +68,7 @@ async def test_aio_falls_back_to_the_public_api_with_a_warning(
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1  # once, not per channel
         assert f"aioamqp {aioamqp.__version__}" in warnings[0].getMessage()
-        assert not getattr(protocol, "_amqprpc_salvages_headers", False)
+        assert not getattr(protocol, "_amqprpc_frame_reader", None)
         await client.close()
         await server.close()
     finally:
@@ -89,6 +90,7 @@ def test_sync_leaves_pika_alone_with_a_warning(
         assert len(warnings) == 1
         assert f"pika {pika.__version__}" in warnings[0].getMessage()
         assert not getattr(connection._impl, "_amqprpc_salvages_headers", False)
+        assert client._link._publish == client._link.channel.basic_publish  # type: ignore[attr-defined]
         with pytest.raises(amqprpc.RPCTimeout):  # nobody serves yet: the call still works
             client.call("Echo.Echo", 1, timeout=0.2)
         client.close()
