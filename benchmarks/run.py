@@ -24,6 +24,9 @@ Writes the figures to benchmarks/results.json and a chart of the ratios against 
 targets to benchmarks/results.png (matplotlib; `pip install -e '.[bench]'`). With
 `--profile DIR` the Python children run under cProfile, one .prof file each (figures then
 distorted): `python -m pstats DIR/r1-amqprpc-aio-to-amqprpc-aio-server.prof`.
+
+This script is the entry point; the rows are defined in suite.py, run by runner.py,
+summarized by figures.py and shown by render.py.
 """
 
 from __future__ import annotations
@@ -33,488 +36,42 @@ import datetime
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import harness
+from figures import summarize
+from render import chart, fmt_target, table
+from runner import Context, progress, run_group
+from suite import (
+    CORE_CALLS,
+    PENDING,
+    QUICK_CORE_CALLS,
+    QUICK_ROUNDS,
+    QUICK_WORKLOADS,
+    ROUNDS,
+    ROWS,
+    ROWS_BY_NAME,
+    SIDES,
+    WORKLOADS,
+    Row,
+)
 
 HERE = harness.HERE
 ROOT = harness.ROOT
-WORKER = HERE / "worker.py"
 GOPATH = "/usr/share/gocode"
 
 
-# -- what is measured -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    calls: int
-    inflight: int
-    warmup: int
-
-    def describe(self) -> str:
-        if self.inflight == 1:
-            return f"{self.calls:,} calls one at a time after {self.warmup:,}"
-        return f"{self.calls:,} calls, {self.inflight} in flight, after {self.warmup:,}"
-
-
-WORKLOADS = {
-    "tput": Workload(10_000, 100, 1_000),
-    "seq": Workload(2_000, 1, 200),
-    "threads": Workload(4_000, 16, 400),
-}
-QUICK_WORKLOADS = {
-    "tput": Workload(5_000, 100, 500),
-    "seq": Workload(1_000, 1, 100),
-    "threads": Workload(2_000, 16, 200),
-}
-CORE_CALLS, QUICK_CORE_CALLS = 20_000, 5_000
-# Rounds of A/B runs. The machine is shared and a side's figure can swing by 30% or more from
-# one run to the next: more rounds give steadier medians (a round takes about a minute).
-ROUNDS, QUICK_ROUNDS = 10, 3
-PENDING = 10_000  # calls in flight for the memory row
-
-
-@dataclass(frozen=True)
-class Side:
-    """One client kind against one server kind under one workload."""
-
-    client: str
-    server: str
-    workload: str
-    label: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.client}>{self.server}"
-
-
-SIDES = {
-    "aio": Side("amqprpc-aio", "amqprpc-aio", "tput", "amqprpc async -> amqprpc async server"),
-    "raw-aio": Side("raw-aioamqp", "raw-aioamqp", "tput", "raw aioamqp -> raw aioamqp server"),
-    "sync-seq": Side("amqprpc-seq", "raw-aioamqp", "seq", "amqprpc sync ClientCodec"),
-    "pika-seq": Side("pika-seq", "raw-aioamqp", "seq", "raw pika BlockingConnection loop"),
-    "sync-threads": Side(
-        "amqprpc-threads", "raw-aioamqp", "threads", "16 threads, one ThreadSafeClientCodec"
-    ),
-    "pika-select": Side(
-        "pika-select", "raw-aioamqp", "threads", "raw pika SelectConnection, 16 in flight"
-    ),
-    "go-py": Side("go", "amqprpc-aio", "tput", "Go client -> amqprpc async server"),
-    "py-go": Side("amqprpc-aio", "go", "tput", "amqprpc async client -> Go server"),
-    "go-go": Side("go", "go", "tput", "Go client -> Go server"),
-    "aio-pika": Side("aio-pika", "aio-pika", "tput", "aio-pika JsonRPC -> aio-pika JsonRPC"),
-}
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    title: str
-    baseline: str
-    group: str
-    metric: str  # calls_per_s or p50_us (ratios), core_us or bytes (absolute)
-    op: str  # ">=" or "<="
-    target: float
-    stretch: float | None = None
-    ours: str | None = None
-    base: str | None = None
-    description: str = ""
-
-    @property
-    def absolute(self) -> bool:
-        return self.metric in ("core_us", "bytes")
-
-    def met(self, value: float, limit: float | None = None) -> bool:
-        limit = self.target if limit is None else limit
-        return value >= limit if self.op == ">=" else value <= limit
-
-
-ROWS = [
-    Row(
-        "tput", "async tput", "raw aioamqp", "tput", "calls_per_s", ">=", 1.0, 1.3,
-        ours="aio", base="raw-aio",
-        description="amqprpc async client -> amqprpc async server, calls/s, against a raw "
-        "aioamqp client and server on the same wire protocol with expiration, mandatory and "
-        "ack-after-reply on",
-    ),
-    Row(
-        "seq", "sync seq p50", "raw pika Blocking", "seq", "p50_us", "<=", 1.10,
-        ours="sync-seq", base="pika-seq",
-        description="amqprpc sync ClientCodec on a BlockingConnection, p50 latency of "
-        "sequential calls, against a raw pika BlockingConnection loop; both call the raw "
-        "aioamqp server (ack after reply)",
-    ),
-    Row(
-        "threads", "sync 16 threads", "raw pika Select x16", "threads", "calls_per_s", ">=",
-        0.8, ours="sync-threads", base="pika-select",
-        description="16 threads sharing one ThreadSafeClientCodec, calls/s, against a raw pika "
-        "SelectConnection loop keeping 16 calls in flight; both call the raw aioamqp server",
-    ),
-    Row(
-        "go-to-py", "Go client -> py server", "Go -> Go", "go", "calls_per_s", ">=", 0.7,
-        ours="go-py", base="go-go",
-        description="the Go client against amqprpc's async server, calls/s, against the Go "
-        "client and the Go peer server",
-    ),
-    Row(
-        "py-to-go", "py client -> Go server", "Go -> Go", "go", "calls_per_s", ">=", 0.7,
-        ours="py-go", base="go-go",
-        description="amqprpc's async client against the Go peer server, calls/s, against the "
-        "Go client and the Go peer server",
-    ),
-    Row(
-        "aio-pika", "async tput vs aio-pika", "aio-pika JsonRPC", "aio-pika", "calls_per_s",
-        ">=", 3.0, ours="aio", base="aio-pika",
-        description="amqprpc async client and server, calls/s, against aio-pika's JsonRPC "
-        "pattern on both sides (publisher confirms off, prefetch as ours)",
-    ),
-    Row(
-        "core", "core CPU, Json", "encode+decode", "core", "core_us", "<=", 10.0,
-        description="bench_core.py's measure: CPU us per call of the sans-IO core, client and "
-        "server sides together, Json; baseline: encoding and decoding the same values only",
-    ),
-    Row(
-        "core-msgpack", "core CPU, MsgPack", "encode+decode", "core-msgpack", "core_us", "<=",
-        10.0, description="as core, with the MsgPack formatter",
-    ),
-    Row(
-        "memory", "memory/pending call", "bare dict", "memory", "bytes", "<=", 1024.0,
-        description="bench_core.py's bytes per pending call with 10,000 in flight (tracemalloc)"
-        "; baseline: a dict of call id -> (deadline, token)",
-    ),
-]  # fmt: skip
-ROWS_BY_NAME = {row.name: row for row in ROWS}
-
-
-# -- running sides --------------------------------------------------------------------------
-
-
-@dataclass
-class Context:
-    run_id: str
-    quick: bool
-    go_bin: dict[str, str] = field(default_factory=dict)
-    profile_dir: Path | None = None
-
-    def python(self, role: str, side: Side, round_no: int) -> list[str]:
-        """The interpreter's argv for a child; under cProfile with --profile."""
-        if self.profile_dir is None:
-            return [sys.executable]
-        name = f"r{round_no + 1}-{side.client}-to-{side.server}-{role}.prof"
-        return [sys.executable, "-m", "cProfile", "-o", str(self.profile_dir / name)]
-
-    def workload(self, name: str) -> Workload:
-        return (QUICK_WORKLOADS if self.quick else WORKLOADS)[name]
-
-    def server_argv(self, side: Side, queue: str, round_no: int) -> list[str]:
-        kind = side.server
-        if kind == "go":
-            return [self.go_bin["peer"], "-mode", "server", "-queue", queue, "-url", harness.URL]
-        return [*self.python("server", side, round_no), str(WORKER), "server", kind, queue]
-
-    def client_argv(self, side: Side, queue: str, work: Workload, round_no: int) -> list[str]:
-        kind = side.client
-        if kind == "go":
-            return [
-                self.go_bin["benchclient"], "-queue", queue, "-url", harness.URL,
-                "-n", str(work.calls), "-c", str(work.inflight), "-warmup", str(work.warmup),
-            ]  # fmt: skip
-        return [
-            *self.python("client", side, round_no), str(WORKER), "client", kind, queue,
-            "--calls", str(work.calls),
-            "--inflight", str(work.inflight), "--warmup", str(work.warmup),
-        ]  # fmt: skip
-
-
-def run_side(side: Side, ctx: Context, round_no: int) -> dict[str, Any]:
-    """Run one side once: fresh server, fresh client, fresh queue (deleted after)."""
-    work = ctx.workload(side.workload)
-    queue = harness.new_queue(ctx.run_id)
-    children: list[harness.Child] = []
-    try:
-        server = harness.Child(f"{side.server} server", ctx.server_argv(side, queue, round_no))
-        children.append(server)
-        server.expect("ready", 60)
-        client = harness.Child(
-            f"{side.client} client", ctx.client_argv(side, queue, work, round_no), stdin=True
-        )
-        children.insert(0, client)
-        client.expect("warm", 300)
-        server_cpu, client_cpu = server.cpu(), client.cpu()
-        client.send("go")
-        line = client.readline(600)
-        server_cpu = server.cpu() - server_cpu
-        try:
-            client_cpu = client.cpu() - client_cpu
-        except OSError:  # a Python client may be gone already; it reports its own
-            client_cpu = math.nan
-        figures: dict[str, Any] = json.loads(line)
-    finally:
-        for child in children:
-            child.stop()
-        harness.delete_queues([queue])
-    if figures.get("failures"):
-        raise harness.ChildError(f"{side.label}: {figures['failures']} calls failed")
-    calls = figures["calls"]
-    own_cpu = figures.pop("cpu_s", None)
-    figures["calls_per_s"] = calls / figures["seconds"]
-    figures["client_cpu_us"] = (client_cpu if own_cpu is None else own_cpu) / calls * 1e6
-    figures["client_cpu_clock"] = "/proc" if own_cpu is None else "process_time"
-    figures["server_cpu_us"] = server_cpu / calls * 1e6
-    return figures
-
-
-def run_worker(args: Sequence[str]) -> dict[str, Any]:
-    """A broker-free measure in a child process (core, memory)."""
-    child = harness.Child(args[0], [sys.executable, str(WORKER), *args])
-    try:
-        return json.loads(child.readline(600))  # type: ignore[no-any-return]
-    finally:
-        child.stop()
-
-
-def run_group(rows: list[Row], round_no: int, ctx: Context) -> dict[str, Any]:
-    """One round of one group of rows: their sides back to back, the order alternating."""
-    first = rows[0]
-    if first.metric == "core_us":
-        fmt = "msgpack" if first.name.endswith("msgpack") else "json"
-        calls = QUICK_CORE_CALLS if ctx.quick else CORE_CALLS
-        args = ["core", fmt, "--calls", str(calls)] + (["--core-first"] if round_no % 2 else [])
-        return {first.name: run_worker(args)}
-    if first.metric == "bytes":
-        args = ["memory", "--calls", str(PENDING)] + (["--core-first"] if round_no % 2 else [])
-        return {first.name: run_worker(args)}
-    keys: list[str] = []
-    for row in rows:  # baselines first, then ours; Go -> Go once for both Go rows
-        assert row.base is not None and row.ours is not None
-        keys += [key for key in (row.base, row.ours) if key not in keys]
-    if round_no % 2:
-        keys.reverse()
-    results: dict[str, Any] = {}
-    for key in keys:
-        side = SIDES[key]
-        began = time.monotonic()
-        try:
-            results[key] = run_side(side, ctx, round_no)
-        except (harness.ChildError, OSError, ValueError, KeyError) as exc:
-            progress(f"    {side.label}: FAILED: {exc}")
-            continue
-        r = results[key]
-        progress(
-            f"    {side.label:<44} {r['calls_per_s']:>8.0f} calls/s  p50 {fmt_us(r['p50_us'])}"
-            f"  p99 {fmt_us(r['p99_us'])}  CPU/call client {r['client_cpu_us']:.0f} us,"
-            f" server {r['server_cpu_us']:.0f} us  ({time.monotonic() - began:.1f} s)"
-        )
-    return results
-
-
-# -- figures --------------------------------------------------------------------------------
-
-
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "per_round": list(values),
-    }
-
-
-def summarize(row: Row, rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """A row's figures over the rounds: per-round ratio, its median and range, and medians
-    of what each side measured."""
-    out: dict[str, Any] = {
-        "row": row.name,
-        "title": row.title,
-        "description": row.description,
-        "baseline": row.baseline,
-        "target": {"op": row.op, "value": row.target, "stretch": row.stretch},
-    }
-    if row.absolute:
-        key = "us" if row.metric == "core_us" else "bytes"
-        per = [r[row.name] for r in rounds if row.name in r]
-        values = [p[f"core_{key}"] for p in per]
-        bases = [p[f"base_{key}"] for p in per]
-        out["figure_unit"] = key
-        out["ours"] = {f"{key}_per_call": spread(values)} if values else {}
-        out["base"] = {f"{key}_per_call": spread(bases)} if bases else {}
-        ratios = [v / b for v, b in zip(values, bases, strict=True)]
-        out["ratio_to_baseline"] = spread(ratios) if ratios else None
-        figure = values
-    else:
-        assert row.ours is not None and row.base is not None
-        pairs = [(r[row.ours], r[row.base]) for r in rounds if row.ours in r and row.base in r]
-        out["figure_unit"] = "ratio"
-        out["sides"] = {"ours": SIDES[row.ours].label, "base": SIDES[row.base].label}
-        for which, index in (("ours", 0), ("base", 1)):
-            out[which] = {
-                metric: spread([pair[index][metric] for pair in pairs])
-                for metric in (
-                    "calls_per_s", "p50_us", "p99_us", "client_cpu_us", "server_cpu_us"
-                )
-            } if pairs else {}  # fmt: skip
-        figure = [ours[row.metric] / base[row.metric] for ours, base in pairs]
-        out["ratio_to_baseline"] = spread(figure) if figure else None
-    out["rounds_ok"] = len(figure)
-    out["figure"] = spread(figure) if figure else None
-    if figure:
-        median = statistics.median(figure)
-        out["met"] = row.met(median)
-        out["stretch_met"] = row.stretch is not None and row.met(median, row.stretch)
-    else:
-        out["met"] = None
-        out["stretch_met"] = None
-    return out
-
-
-def fmt_us(value: float) -> str:
-    if value >= 10_000:
-        return f"{value / 1000:.0f}ms"
-    if value >= 1_000:
-        return f"{value / 1000:.1f}ms"
-    return f"{value:.0f}us"
-
-
-def fmt_figure(summary: dict[str, Any], value: float) -> str:
-    unit = summary["figure_unit"]
-    if unit == "ratio":
-        target = summary["target"]["value"]
-        # Enough digits that a ratio just short of its target does not print as the target.
-        return f"{value:.3f}x" if round(value, 2) == target != value else f"{value:.2f}x"
-    if unit == "us":
-        return f"{value:.1f}us"
-    return f"{value:.0f}B"
-
-
-def fmt_target(row: Row) -> str:
-    unit = {"core_us": " us", "bytes": " B"}.get(row.metric, "x")
-    limit = f"{row.target:g}" if row.metric != "bytes" else f"{row.target:.0f}"
-    text = f"{row.op} {limit}{unit}"
-    if row.stretch is not None:
-        text += f" ({row.stretch:g}x)"
-    return text
-
-
-def table(summaries: list[dict[str, Any]]) -> str:
-    header = [
-        "row", "baseline", "calls/s", "p50", "p99", "CPU us/call client",
-        "CPU us/call server", "median (range)", "target", "met?",
-    ]  # fmt: skip
-    lines = [header]
-    for s in summaries:
-        row = ROWS_BY_NAME[s["row"]]
-        ours, base = s["ours"], s["base"]
-        if not ours:
-            cells = [row.title, row.baseline, "-", "-", "-", "-", "-", "FAILED", fmt_target(row)]
-            lines.append([*cells, "error"])
-            continue
-
-        def pair(
-            metric: str, fmt: Callable[[float], str], ours: Any = ours, base: Any = base
-        ) -> str:
-            return f"{fmt(ours[metric]['median'])}/{fmt(base[metric]['median'])}"
-
-        if row.absolute:
-            key = f"{s['figure_unit']}_per_call"
-            base_text = f"{row.baseline} ({fmt_figure(s, base[key]['median'])})"
-            cpu = pair(key, lambda v: f"{v:.1f}") if row.metric == "core_us" else "-"
-            cells = [row.title, base_text, "-", "-", "-", cpu, "(both)" if cpu != "-" else "-"]
-        else:
-            cells = [
-                row.title,
-                row.baseline,
-                pair("calls_per_s", lambda v: f"{v:.0f}"),
-                pair("p50_us", fmt_us),
-                pair("p99_us", fmt_us),
-                pair("client_cpu_us", lambda v: f"{v:.0f}"),
-                pair("server_cpu_us", lambda v: f"{v:.0f}"),
-            ]
-        fig = s["figure"]
-        digits = 0 if s["figure_unit"] == "bytes" else 1 if s["figure_unit"] == "us" else 2
-        figure = f"{fmt_figure(s, fig['median'])} ({fig['min']:.{digits}f}-{fig['max']:.{digits}f})"
-        if s.get("rounds_missing"):
-            figure += f" [{s['rounds_ok']} rounds]"
-        met = "MET" if s["met"] else "not met"
-        if s["stretch_met"]:
-            met += " +stretch"
-        lines.append([*cells, figure, fmt_target(row), met])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rendered = []
-    for n, line in enumerate(lines):
-        rendered.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
-        if n == 0:
-            rendered.append("  ".join("-" * w for w in widths))
-    return "\n".join(text.rstrip() for text in rendered)
-
-
-def chart(summaries: list[dict[str, Any]], path: Path, subtitle: str) -> None:
-    """A panel per row: the median figure as a bar, its range as a whisker, each round as a
-    dot, the target as a dashed line (dotted: the stretch target)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [s for s in summaries if s["figure"]]
-    cols = min(3, max(1, len(shown)))
-    rows_n = max(1, math.ceil(len(shown) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False)
-    for ax in axes.flat[len(shown) :]:
-        ax.axis("off")
-    for ax, s in zip(axes.flat, shown, strict=False):
-        row = ROWS_BY_NAME[s["row"]]
-        f = s["figure"]
-        color = "#2e7d32" if s["met"] else "#c62828"
-        median = f["median"]
-        ax.bar([0], [median], width=0.5, color=color, alpha=0.8, label="amqprpc")
-        if row.absolute:  # the baseline's own figure, beside ours
-            base = s["base"][f"{s['figure_unit']}_per_call"]["median"]
-            ax.bar([0.45], [base], width=0.25, color="grey", alpha=0.6, label=row.baseline)
-        ax.errorbar(
-            [0], [median], yerr=[[median - f["min"]], [f["max"] - median]],
-            fmt="none", ecolor="black", capsize=8, linewidth=1.2,
-        )  # fmt: skip
-        ax.scatter([0.0] * len(f["per_round"]), f["per_round"], color="black", s=10, zorder=3)
-        ax.axhline(row.target, color="#1565c0", linestyle="--", linewidth=1.5, label="target")
-        if row.stretch is not None:
-            ax.axhline(row.stretch, color="#1565c0", linestyle=":", linewidth=1.5, label="stretch")
-        if not row.absolute:
-            ax.axhline(1.0, color="grey", linewidth=0.8)
-        top = max(f["max"], row.target, row.stretch or 0.0) * 1.3
-        ax.set_ylim(0, top)
-        ax.set_xlim(-0.75, 0.9)
-        ax.set_xticks([])
-        ax.text(-0.27, median, fmt_figure(s, median), ha="right", va="center", fontsize=10)
-        unit = {"ratio": "ratio to baseline", "us": "CPU us per call", "bytes": "bytes"}
-        ax.set_ylabel(unit[s["figure_unit"]])
-        verdict = "met" if s["met"] else "NOT met"
-        ax.set_title(f"{row.title}\nvs {row.baseline}: {fmt_target(row)} {verdict}", fontsize=10)
-        ax.legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"amqprpc benchmarks: median of rounds, whiskers = range\n{subtitle}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 # -- the run --------------------------------------------------------------------------------
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def build_go(ctx: Context, workdir: Path) -> str | None:

@@ -1,14 +1,14 @@
-"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names, and a
-private broker for tests that stop or restart one."""
+"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names, an aioamqp
+connection, and a private broker for tests that stop or restart one."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
@@ -61,6 +61,18 @@ def queue_name(broker_url: str) -> Iterator[str]:
     from tests.integration.raw import delete_queue
 
     delete_queue(broker_url, name)
+
+
+@pytest.fixture
+async def amqp(broker_url: str) -> AsyncIterator[Any]:
+    """An aioamqp connection to the broker (its protocol), closed after the test if still open."""
+    import aioamqp
+
+    transport, protocol = await aioamqp.from_url(broker_url)
+    yield protocol
+    if protocol.state == 1:  # OPEN
+        await protocol.close()
+    transport.close()
 
 
 @pytest.fixture(scope="session")

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol, reply_queue_name
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, reply_queue_name
 from .._errors import ConnectionLost, RPCError, RPCTimeout
 from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
 from .._link import Connector, Finished, Link, advance, no_wait, run
 from .._ops import Op, call_op, client_setup_op, close_op
-from .._pending import PendingStats
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 
@@ -168,30 +167,28 @@ class _IoThread:
             raise
 
     def _on_wake(self) -> None:
-        with self._lock:
-            self._wake_pending = False
-        self._take_inbox()
+        # Calls held while connecting go first: due ones end with RPCTimeout, the rest go out
+        # with the time they have left. Then what was submitted since.
         link = self._link
         if link is not None and self._held:
-            self._settle(self._proto.expire(link.now()))  # due while waiting: RPCTimeout
+            self._settle(self._proto.expire(link.now()))
             held, self._held = self._held, []
             now = link.now()
             for call in held:
-                if not call.future.set_running_or_notify_cancel():
-                    call.op.close()  # cancelled before it was sent: the core cancels it
-                    continue
                 if isinstance(call.step, Publish):
                     call.step = self._proto.held(call.step, now)
-                self._advance(call, link)
+                self._send(call, link)
+        self._take_inbox()
 
     def _take_inbox(self) -> None:
-        # Start every submitted call in the core (numbered, its deadline running), holding
-        # its publish until there is a link to send it on.
-        while True:
-            with self._lock:
-                if not self._inbox:
-                    return
-                method, arg, timeout, now, future = self._inbox.popleft()
+        # Start every submitted call in the core (numbered, its deadline running): sent at
+        # once on a link, else held until there is one.
+        with self._lock:
+            self._wake_pending = False
+            submitted = list(self._inbox)
+            self._inbox.clear()
+        link = self._link
+        for method, arg, timeout, now, future in submitted:
             if future.cancelled():
                 continue  # cancelled before it was started
             call = _Call(future)
@@ -201,7 +198,16 @@ class _IoThread:
             except RPCError as exc:  # a bad argument: nothing was sent
                 _set(future, error=exc)
                 continue
-            self._held.append(call)
+            if link is None:
+                self._held.append(call)
+            else:
+                self._send(call, link)
+
+    def _send(self, call: _Call, link: Link) -> None:
+        if not call.future.set_running_or_notify_cancel():
+            call.op.close()  # cancelled before it was sent: the core cancels it
+            return
+        self._advance(call, link)
 
     def _advance(self, call: _Call, link: Link) -> None:
         step, call.step = call.step, None
@@ -260,12 +266,14 @@ def _set(future: Future, *, result: object = None, error: RPCError | None = None
         pass  # the caller cancelled it meanwhile
 
 
-class ThreadSafeClientCodec:
+class ThreadSafeClientCodec(ClientView):
     """Blocking calls from any number of threads, over a connection of its own.
 
     Connects on first use. When the connection drops, calls in flight fail with
     ConnectionLost and the next call connects again. In a forked child (a pre-forking web
-    server's worker) it leaves the parent's connection alone and connects anew.
+    server's worker) it leaves the parent's connection alone and connects anew. Each
+    connection has its own reply queue and core: `reply_queue`, `pending`, `stats` and
+    `malformed` tell about the latest one (they restart when the codec reconnects).
     """
 
     def __init__(
@@ -286,33 +294,6 @@ class ThreadSafeClientCodec:
         self._io: _IoThread | None = None
         self._pid = os.getpid()
         self._closed = False
-
-    @property
-    def queue(self) -> str:
-        """The request queue this codec calls."""
-        return self._proto.request_queue
-
-    @property
-    def reply_queue(self) -> str:
-        """The latest connection's reply queue."""
-        return self._proto.reply_queue
-
-    @property
-    def pending(self) -> int:
-        """How many calls on the latest connection are waiting for their end."""
-        return len(self._proto.pending)
-
-    @property
-    def stats(self) -> PendingStats:
-        """Counters of ignored replies (unknown, duplicate, late) and of calls by final state,
-        on the latest connection (they restart when the codec reconnects)."""
-        return self._proto.pending.stats
-
-    @property
-    def malformed(self) -> int:
-        """How many replies were ignored because their message_id is not a call number, on
-        the latest connection."""
-        return self._proto.malformed
 
     def client(self, service: str) -> ServiceProxy[Any, Future]:
         """A proxy whose attributes are `service`'s remote methods.

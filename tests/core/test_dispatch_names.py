@@ -1,4 +1,5 @@
-"""The Registry: what a server exposes, under which wire names, and net/rpc's texts."""
+"""The Registry: what a server exposes, under which wire names, and what lookup resolves, with
+net/rpc's texts for what it does not."""
 
 from __future__ import annotations
 
@@ -6,59 +7,11 @@ import functools
 
 import pytest
 
-import amqprpc
-from amqprpc import RegistrationError, Registry, go_name, wire_name
+from amqprpc import Registry, go_name, wire_name
 from amqprpc._naming import is_private
 from amqprpc.protocol import Handler, NotFound
 
-SECRET = "top secret"
-
-
-class Server:
-    def __init__(self) -> None:
-        self.calls: list[object] = []
-
-    def mul(self, args: dict[str, int]) -> int:
-        self.calls.append(args)
-        return args["A"] * args["B"]
-
-    def get_user(self, user_id: int) -> str:
-        return f"user {user_id}"
-
-    @wire_name("GetUserID")
-    def get_user_id(self, name: str) -> int:
-        return len(name)
-
-    async def sleep(self, args: object) -> bool:
-        return True
-
-    def Echo(self, arg: object) -> object:
-        return arg
-
-    def with_default(self, arg: object, extra: int = 0) -> object:
-        return arg
-
-    def _secret(self, arg: object) -> str:
-        return SECRET
-
-    @property
-    def value(self) -> int:
-        raise AssertionError("properties are never evaluated")
-
-    class Nested:
-        pass
-
-    limit = 10
-
-
-SERVER_NAMES = [
-    "Server.Echo",
-    "Server.GetUser",
-    "Server.GetUserID",
-    "Server.Mul",
-    "Server.Sleep",
-    "Server.WithDefault",
-]
+from .dispatch_helpers import SECRET, SERVER_NAMES, Server
 
 
 @pytest.fixture
@@ -186,118 +139,6 @@ def test_registry_is_not_global():
     first.register(Server())
     assert len(second) == 0
     assert "Server.Mul" not in second
-
-
-# -- refusals: RegistrationError, and nothing registered ----------------------------------
-
-
-class ZeroArgs:
-    def ok(self, x: object) -> object:
-        return x
-
-    def ping(self) -> str:
-        return "pong"
-
-
-class TwoArgs:
-    def ok(self, x: object) -> object:
-        return x
-
-    def add(self, a: int, b: int) -> int:
-        return a + b
-
-
-class Clash:
-    def mul(self, x: object) -> object:
-        return x
-
-    def Mul(self, x: object) -> object:
-        return x
-
-
-class OnlyPrivate:
-    def _hidden(self, x: object) -> object:
-        return x
-
-
-def _one(x: object) -> object:
-    return x
-
-
-def _two(a: object, b: object) -> object:
-    return a
-
-
-def _zero() -> None:
-    return None
-
-
-@pytest.mark.parametrize(
-    ("target", "name"),
-    [
-        (Server, None),  # the class, not an instance
-        (ZeroArgs(), None),
-        (TwoArgs(), None),
-        (Clash(), None),
-        (OnlyPrivate(), None),
-        (_two, "Two"),
-        (_zero, "Zero"),
-        (_one, None),  # its own name is private
-        (_one, "_One"),
-        (_one, "Svc._one"),
-        (_one, ""),
-        (abs, ""),  # an explicit empty name is refused, not replaced by "abs"
-        (_one, "Svc."),
-        (_one, ".One"),
-        (_one, "a..b"),
-        (_one, "x" * 256),
-        (Server(), ""),
-        (Server(), "_Server"),
-        (lambda: None, "Lambda"),
-    ],
-)
-def test_bad_registrations_raise_and_register_nothing(target, name):
-    registry = Registry()
-    with pytest.raises(RegistrationError):
-        registry.register(target, name=name)
-    assert len(registry) == 0
-    assert registry.names() == []
-    assert "Server.Mul" not in registry
-    assert isinstance(registry.lookup("Server.Mul"), NotFound)
-
-
-def test_registration_error_is_a_usage_error():
-    assert issubclass(RegistrationError, amqprpc.UsageError)
-    assert issubclass(RegistrationError, ValueError)
-
-
-def test_duplicate_registration_raises_and_keeps_the_first():
-    registry = Registry()
-    registry.register(Server())
-    before = registry.names()
-    with pytest.raises(RegistrationError, match="already registered"):
-        registry.register(Server())
-    with pytest.raises(RegistrationError):
-        registry.register(_one, name="Server.Mul")
-    with pytest.raises(RegistrationError):
-        registry.register(_one, name="Server.mul")  # an alias counts too
-    assert registry.names() == before
-
-
-def test_failed_instance_registration_adds_no_method():
-    registry = Registry()
-    with pytest.raises(RegistrationError):
-        registry.register(TwoArgs())
-    assert "TwoArgs.Ok" not in registry
-    assert registry.lookup("TwoArgs.Ok") == NotFound(text="rpc: can't find service TwoArgs.Ok")
-
-
-def test_partial_failure_of_a_later_registration_keeps_earlier_ones():
-    registry = Registry()
-    registry.register(_one, name="One")
-    with pytest.raises(RegistrationError):
-        registry.register(TwoArgs())
-    assert registry.names() == ["One"]
 
 
 # -- lookup ---------------------------------------------------------------------------------
