@@ -81,28 +81,29 @@ class Properties:
     cluster_id: str | None = None
 
 
-def _valid_shortstr(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str) and value.isascii():
-        return len(value) <= _SHORTSTR_MAX
-    return is_shortstr(value)
-
-
 def checked_properties(properties: Properties) -> Properties:
     """`properties` as they came from a client library, if every field has its AMQP type;
     otherwise the lenient reading of them (see `lenient_properties`). Never raises."""
-    if (
-        all(_valid_shortstr(getattr(properties, name)) for name in _SHORTSTR_FIELDS)
-        and all(_valid_int(getattr(properties, name)) for name in _INT_FIELDS)
-        and (properties.headers is None or isinstance(properties.headers, Mapping))
-    ):
-        return properties
+    p = properties
+    for value in (
+        p.correlation_id, p.reply_to, p.message_id, p.expiration, p.content_type,
+        p.content_encoding, p.type, p.user_id, p.app_id, p.cluster_id,
+    ):  # fmt: skip
+        if value is not None and not (
+            value.__class__ is str and value.isascii() and len(value) <= _SHORTSTR_MAX
+        ):
+            if not is_shortstr(value):  # not ASCII, or not a str at all
+                return _lenient_copy(p)
+    for number in (p.delivery_mode, p.priority, p.timestamp):
+        if number is not None and number.__class__ is not int:
+            return _lenient_copy(p)
+    if p.headers is not None and not isinstance(p.headers, Mapping):
+        return _lenient_copy(p)
+    return p
+
+
+def _lenient_copy(properties: Properties) -> Properties:
     return lenient_properties({name: getattr(properties, name) for name in Properties.__slots__})
-
-
-def _valid_int(value: object) -> bool:
-    return value is None or value.__class__ is int
 
 
 def is_shortstr(value: object) -> bool:

@@ -82,6 +82,10 @@ class Link(Protocol):
     def now(self) -> float:
         """The link's clock (seconds, monotonic): the time base of the core's deadlines."""
 
+    def flush(self) -> None:
+        """Write what `perform` has queued now, not with the next round of I/O (an early
+        ack must be out before its handler starts)."""
+
     def process(self, time_limit: float | None) -> None:
         """Do I/O for up to `time_limit` seconds (None: until something happens), handing
         what arrives to the sink. Raises ConnectionLost once the channel is gone."""
@@ -112,7 +116,8 @@ class AsyncLink(Protocol):
         in order with everything else this loop turn. Raises ConnectionLost."""
 
     def flush(self) -> None:
-        """Write what `perform_soon` has queued now, not at the end of the loop turn."""
+        """Write what `perform_soon` has queued now, not at the end of the loop turn (an
+        early ack must be out before its handler starts)."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Any:
         """Run `callback` at `when` on the link's clock. Returns a handle with `cancel()`."""

@@ -86,6 +86,9 @@ class FakeLink(_LinkBase):
             raise ConnectionLost(f"waking the link: {self.closed}")
         self._inbox.put(callback)
 
+    def flush(self) -> None:
+        pass  # the fake delivers at once
+
     def process(self, time_limit: float | None) -> None:
         try:
             first = self._inbox.get(timeout=time_limit) if time_limit != 0 else None

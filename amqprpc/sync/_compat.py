@@ -1,11 +1,15 @@
 """Every use of pika's private internals, fenced behind a version gate.
 
-- **Publishing without a flush per message** (`unflushed_publish`). `BlockingChannel.
-  basic_publish` runs pika's I/O loop until each message is written. The link publishes
-  through the channel underneath (`BlockingChannel._impl.basic_publish`, pika's own
-  `Channel.basic_publish`) instead, and the frames go out with the next round of I/O, which
-  every codec does next (it waits for the reply, or goes on serving): a batch of publishes
-  costs one flush, and a call one pass of the loop fewer.
+- **Writing a round's frames at once** (`FrameWriter`). `BlockingChannel.basic_publish` runs
+  pika's I/O loop until each message is written, and pika sends each frame with a system call
+  of its own (three for a message). The writer gathers the frames the core encodes for
+  publishes, acks and rejects (`_frames`, byte-identical to pika's) and hands them to pika's
+  output as one buffer (`BlockingConnection._impl._output_marshaled_frames`, which keeps
+  pika's byte counts for heartbeats) at the start of the next round of I/O, which every codec
+  does next: a batch of calls, replies or acks costs one write. When something must be out at
+  once (an early ack, before its handler starts), `write_now` waits for it as pika's own
+  methods do (`BlockingChannel._flush_output`). Also uses `_impl._body_max_length` (the
+  negotiated frame size) and `BlockingChannel.channel_number`.
 - **Salvaging content headers.** pika decodes every content header before anyone sees the
   message, and a header it cannot decode (a field-table timestamp beyond year 9999, tables
   nested deeper than Python's recursion limit; RabbitMQ passes both on) kills the whole
@@ -28,17 +32,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pika
-import pika.channel
+import pika.adapters.blocking_connection
+import pika.connection
 import pika.exceptions
 import pika.frame
 import pika.spec
 
 from .._envelope import Properties
-from .._errors import ProtocolViolation
-from .._frames import decode_content_header
+from .._errors import ConnectionLost, ProtocolViolation
+from .._events import Ack, Publish, Reject
+from .._frames import (
+    FRAME_OVERHEAD,
+    decode_content_header,
+    encode_ack,
+    encode_publish,
+    encode_reject,
+)
 from .._versions import Range, installed, outside
 
-__all__ = ["SUPPORTED", "missing_internals", "salvage_frames", "unflushed_publish"]
+__all__ = ["SUPPORTED", "FrameWriter", "internals_usable", "missing_internals", "salvage_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +77,17 @@ def missing_internals(connection: Any = None) -> list[str]:
     missing = outside(SUPPORTED)
     if not hasattr(pika.frame, "Header") or not hasattr(pika.spec, "FRAME_HEADER"):
         missing.append("pika.frame.Header")
-    if not callable(getattr(pika.channel.Channel, "basic_publish", None)):
-        missing.append("pika.channel.Channel.basic_publish")
+    if not callable(getattr(pika.connection.Connection, "_output_marshaled_frames", None)):
+        missing.append("pika.connection.Connection._output_marshaled_frames")
+    if not callable(
+        getattr(pika.adapters.blocking_connection.BlockingChannel, "_flush_output", None)
+    ):
+        missing.append("BlockingChannel._flush_output")
     if connection is not None:
         impl = getattr(connection, "_impl", None)
         missing += [
             f"BlockingConnection._impl.{name}"
-            for name in ("_read_frame", "_frame_buffer")
+            for name in ("_read_frame", "_frame_buffer", "_body_max_length")
             if not hasattr(impl, name)
         ]
     return missing
@@ -85,7 +101,7 @@ def internals_usable(connection: Any) -> bool:
     if missing and not _warned:
         _warned = True
         logger.warning(
-            "pika internals differ from the tested ones (%s; installed: pika %s): publishing "
+            "pika internals differ from the tested ones (%s; installed: pika %s): writing "
             "through BlockingChannel, without reading undecodable content headers leniently",
             ", ".join(missing),
             installed("pika"),
@@ -93,11 +109,57 @@ def internals_usable(connection: Any) -> bool:
     return not missing
 
 
-def unflushed_publish(channel: Any) -> Callable[..., None]:
-    """The publish of the pika Channel under a BlockingChannel: it queues the frames, and the
-    next round of I/O writes them (call only when `internals_usable`)."""
-    publish: Callable[..., None] = channel._impl.basic_publish
-    return publish
+class FrameWriter:
+    """Gathers one channel's frames and hands them to pika's output once a round."""
+
+    def __init__(self, connection: Any, channel: Any) -> None:
+        self._impl = connection._impl
+        self._channel = channel
+        self._number: int = channel.channel_number
+        self._pending: list[bytes] = []
+
+    def publish(self, action: Publish) -> None:
+        """Queue a publish. Raises ConnectionLost when the channel is closed."""
+        self._check_open()
+        self._pending.append(
+            encode_publish(
+                self._number,
+                self._impl._body_max_length + FRAME_OVERHEAD,
+                exchange=action.exchange,
+                routing_key=action.routing_key,
+                mandatory=action.mandatory,
+                properties=action.properties,
+                body=action.body,
+            )
+        )
+
+    def ack(self, action: Ack) -> None:
+        """Queue an ack."""
+        self._check_open()
+        self._pending.append(encode_ack(self._number, action.delivery_tag, action.multiple))
+
+    def reject(self, action: Reject) -> None:
+        """Queue a reject."""
+        self._check_open()
+        self._pending.append(encode_reject(self._number, action.delivery_tag, action.requeue))
+
+    def flush(self) -> None:
+        """Hand what is queued to pika's output (written by its next round of I/O)."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if self._impl.is_open:
+                self._impl._output_marshaled_frames([data])
+
+    def write_now(self) -> None:
+        """Hand what is queued to pika's output and wait until pika has written it (as
+        BlockingChannel's own methods do, which may be called from its callbacks)."""
+        self.flush()
+        self._channel._flush_output()
+
+    def _check_open(self) -> None:
+        if not (self._impl.is_open and self._channel.is_open):
+            raise ConnectionLost("the channel or connection is closed")
 
 
 def salvage_frames(connection: Any, to_wire: Callable[[Properties], Any]) -> None:

@@ -40,7 +40,7 @@ from .._events import (
     Returned,
 )
 from .._link import Link, LinkSink, NoSink
-from ._compat import internals_usable, salvage_frames, unflushed_publish
+from ._compat import FrameWriter, internals_usable, salvage_frames
 
 __all__ = [
     "PikaConnector",
@@ -166,9 +166,9 @@ class PikaLink:
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
-        # Publishes are written by the next round of I/O (`process`), which every codec runs
-        # next: one flush for a batch, not one each.
-        self._publish = unflushed_publish(self.channel) if usable else self.channel.basic_publish
+        # Publishes, acks and rejects go out with the next round of I/O (`process`), which
+        # every codec runs next: one write for a batch, not one each.
+        self._writer = FrameWriter(connection, self.channel) if usable else None
 
     @classmethod
     def connect(cls, parameters: Any, *, within: float | None = None) -> PikaLink:
@@ -207,14 +207,26 @@ class PikaLink:
     def perform(self, action: Action) -> Performed:
         """Carry out one action. Returns the broker's answer, if any. Raises RPCError."""
         channel = self.channel
+        writer = self._writer
+        if writer is not None:
+            if isinstance(action, Publish):
+                writer.publish(action)
+                return None
+            if isinstance(action, Ack):
+                writer.ack(action)
+                return None
+            if isinstance(action, Reject):
+                writer.reject(action)
+                return None
+            writer.flush()  # pika writes what follows itself: keep the order of frames
         if isinstance(action, Publish):
             with map_exceptions(f"publishing to {action.routing_key!r}"):
-                self._publish(
+                channel.basic_publish(
                     action.exchange,
                     action.routing_key,
                     action.body,
                     _to_wire(action.properties),
-                    action.mandatory,
+                    mandatory=action.mandatory,
                 )
             return None
         if isinstance(action, Ack):
@@ -264,10 +276,18 @@ class PikaLink:
             return None
         raise TypeError(f"unknown action {action!r}")
 
+    def flush(self) -> None:
+        """Write what `perform` has queued now (it may be called from a delivery callback)."""
+        if self._writer is not None:
+            with map_exceptions("writing"):
+                self._writer.write_now()
+
     def process(self, time_limit: float | None) -> None:
         """Run pika's I/O loop for at most `time_limit` seconds (None: until something
         happens; it returns early on events). Raises ConnectionLost once the channel is gone,
         after telling the sink."""
+        if self._writer is not None:
+            self._writer.flush()
         try:
             with map_exceptions("waiting for the broker"):
                 self.connection.process_data_events(time_limit=time_limit)

@@ -171,7 +171,9 @@ class ServerCodec(ServerView):
     def delivered(self, delivery: Delivery) -> None:
         """A request arrived: perform what the core says now, run its handler on a worker."""
         received = self._proto.receive(delivery)
-        self._perform(received.actions)
+        if received.actions:  # early acks, answers on the spot: out before any handler runs
+            self._perform(received.actions)
+            self._link.flush()
         invoke = received.invoke
         if invoke is None:
             return
