@@ -80,7 +80,6 @@ class ClientProtocol(Generic[T]):
         self.pending: PendingTable[T] = PendingTable()
         self.malformed = 0  # replies whose message_id names no call at all
         self._alarm: float | None = None  # when the adapter's timer is set to fire
-        self._connecting_until: float | None = None  # the end of a connection attempt's time
         self._reply_queue = ""
         self.reply_queue = reply_queue
 
@@ -222,20 +221,6 @@ class ClientProtocol(Generic[T]):
             return None
         self._alarm = deadline
         return deadline
-
-    def connect_budget(self, now: float) -> float | None:
-        """How long an adapter may try to connect for the calls waiting on the connection:
-        until the earliest deadline (None: no call waits, use the connection's own limits)."""
-        self._connecting_until = self.pending.next_deadline()
-        return self.time_left(now)
-
-    def connect_failed(self, now: float, reason: str, *, out_of_time: bool) -> list[CallDone[T]]:
-        """A connection attempt failed. When it ran out of the budget it was given, the calls
-        due by then end with RPCTimeout (no reply came in their time); every other call ends
-        with ConnectionLost(reason)."""
-        until = self._connecting_until
-        expired = self.expire(max(now, until) if out_of_time and until is not None else now)
-        return expired + self.fail_all(reason)
 
     def cancel(self, call_id: int) -> bool:
         """The caller gave up on a call. Returns whether it was still pending."""

@@ -47,7 +47,7 @@ class LinkSink(Protocol):
         """The broker returned a mandatory message (basic.return)."""
 
     def closed(self, reason: str) -> None:
-        """The channel or its connection closed, or the broker cancelled the consumer."""
+        """The channel or its connection closed (not on the codec's own request)."""
 
 
 class NoSink:
@@ -132,10 +132,10 @@ class Connector(Protocol):
     def now(self) -> float:
         """The clock the links it makes use (`Link.now`)."""
 
-    def connect(self, within: float | None) -> Link:
-        """Open a connection and a link on it, giving up after `within` seconds (None: the
-        connector's own limits). Raises ConnectionLost or BrokerError, or RPCTimeout when it
-        ran out of those `within` seconds."""
+    def connect(self) -> Link:
+        """Open a connection and a link on it (within the connector's own limits; the calls
+        waiting for it keep their own deadlines meanwhile). Raises ConnectionLost or
+        BrokerError."""
 
 
 class Finished(Generic[R]):

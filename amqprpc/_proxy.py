@@ -36,7 +36,8 @@ class RemoteMethod(Generic[R, F]):
         return self._call(self.name, arg, timeout)
 
     def future(self, arg: object = None, *, timeout: float | None = None) -> F:
-        """Start the call without waiting. Returns the codec's future for it."""
+        """Start the call without waiting. Returns the codec's future for it (on a codec
+        without futures, what a call returns: the result, or an awaitable of it)."""
         return self._future(self.name, arg, timeout)
 
     def __repr__(self) -> str:

@@ -54,6 +54,7 @@ from ._frames import decode_content_header, encode_content_header
 from ._link import (
     AsyncLink,
     Connector,
+    Finished,
     Link,
     LinkSink,
     NoSink,
@@ -105,6 +106,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Event",
+    "Finished",
     "Handler",
     "Ignored",
     "Invoke",

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from amqprpc import BrokerError, ConnectionLost, RPCTimeout
+from amqprpc import BrokerError, ConnectionLost
 from amqprpc.protocol import (
     Ack,
     Action,
@@ -98,14 +98,12 @@ class FakeBroker:
         """The broker's clock (a Connector's)."""
         return self.clock()
 
-    def connect(self, within: float | None) -> FakeLink:
-        """Connect (a Connector): fails as refused, or after `within` when too slow."""
+    def connect(self) -> FakeLink:
+        """Connect (a Connector): fails as refused, or answers after `connect_delay`."""
         if self.refuse_connections is not None:
             raise ConnectionLost(f"connecting to the fake broker: {self.refuse_connections}")
         if self.connect_delay:
-            time.sleep(self.connect_delay if within is None else min(self.connect_delay, within))
-            if within is not None and within < self.connect_delay:
-                raise RPCTimeout(f"connecting to the fake broker: no answer within {within:g} s")
+            time.sleep(self.connect_delay)  # a broker slow to finish the handshake
         return FakeLink(self)
 
     async def open_async_link(self) -> FakeAsyncLink:

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import aioamqp.exceptions
 import pamqp.commands
@@ -58,7 +58,9 @@ logger = logging.getLogger(__name__)
 # The versions whose internals are known (and tested) to be as this module expects.
 SUPPORTED: tuple[Range, ...] = (("aioamqp", (0, 15), (0, 16)), ("pamqp", (3, 2), (5,)))
 
-_PROTOCOL_ATTRS = ("get_frame", "_stream_reader", "_stream_writer", "_drain", "server_frame_max")
+_PROTOCOL_ATTRS = (
+    "get_frame", "_stream_reader", "_stream_writer", "_drain", "server_frame_max", "state",
+)  # fmt: skip
 _PAMQP_FUNCS = ("_unmarshal_method_frame", "_unmarshal_header_frame", "_unmarshal_body_frame")
 _OPEN = 1  # aioamqp.protocol.OPEN
 _HIGH_WATER = 256 * 1024  # bytes buffered in the transport before a sender waits for a drain
@@ -136,6 +138,7 @@ class FrameReader:
 
     def __init__(self, protocol: Any, to_wire: Any) -> None:
         self._reader = protocol._stream_reader
+        self._transport = protocol._stream_writer.transport
         self._to_wire = to_wire
         self._consumers: dict[tuple[int, str], Callable[[Delivery], None]] = {}
 
@@ -171,8 +174,15 @@ class FrameReader:
         except (asyncio.IncompleteReadError, OSError) as exc:
             raise aioamqp.exceptions.AmqpClosedConnection() from exc
         if rest[-1:] != _FRAME_END:
-            raise aioamqp.exceptions.AmqpClosedConnection()  # out of step: nothing can be read
+            self._out_of_step()
         return kind, channel, rest[:-1]
+
+    def _out_of_step(self) -> NoReturn:
+        # Nothing after this can be read. aioamqp stops reading on AmqpClosedConnection but
+        # leaves the socket open, so the broker would keep this connection's unacked requests:
+        # close it, so that they go to another server.
+        self._transport.abort()
+        raise aioamqp.exceptions.AmqpClosedConnection()
 
     async def get_frame(self) -> tuple[int, Any]:
         """The next frame, decoded as aioamqp's reader decodes it."""
@@ -199,17 +209,17 @@ class FrameReader:
         delivery_tag, redelivered = _TAG_BIT.unpack_from(method, pos)
         kind, _, payload = await self._raw()
         if kind != _FRAME_HEADER:
-            raise aioamqp.exceptions.AmqpClosedConnection()  # out of step
+            self._out_of_step()
         try:
             body_size, properties = decode_content_header(payload, lenient=True)
-        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks headers
-            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
+        except ProtocolViolation:  # not from RabbitMQ, which checks headers
+            self._out_of_step()
         parts = []
         received = 0
         while received < body_size:
             kind, _, chunk = await self._raw()
             if kind != _FRAME_BODY:
-                raise aioamqp.exceptions.AmqpClosedConnection()
+                self._out_of_step()
             parts.append(chunk)
             received += len(chunk)
         body = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -302,8 +312,11 @@ class FrameWriter:
             return
         data = b"".join(self._pending)
         self._pending.clear()
-        if self._transport.is_closing():
-            return  # the connection is going: the link's watchers fail what was in flight
+        if self._transport.is_closing() or not self._channel.is_open:
+            # The connection or the channel went between queueing and writing (the broker
+            # closed the channel meanwhile): frames on a closed channel would close the whole
+            # connection (504). The link's watchers fail what was in flight.
+            return
         self._stream.write(data)
 
     async def drain(self) -> None:

@@ -101,13 +101,15 @@ class AsyncServerCodec(ServerView):
             return
         self._closing = True
         await run_async(cancel_consume_op(self._consumer_tag), self._link, no_wait)
+        self._proto.start_drain(self._link.now(), self._grace if grace is None else grace)
+        left = self._proto.drain_time_left(self._link.now())
+        while left is not None and self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=left)
+            left = self._proto.drain_time_left(self._link.now())
         if self._tasks:
-            timeout = self._grace if grace is None else grace
-            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
-            if late:
-                logger.warning("closing with %d requests unanswered after %gs", len(late), timeout)
-                for task in late:
-                    task.cancel()
+            logger.warning("closing with %d requests unanswered", len(self._tasks))
+            for task in list(self._tasks):
+                task.cancel()
         self._send_acks()
         await run_async(close_op(), self._link, no_wait)
         if self._own_executor:

@@ -10,7 +10,6 @@ pika is `_compat`, which fences the internals that header salvaging relies on.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
 from .._envelope import Properties, checked_properties, lenient_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, RPCTimeout, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
@@ -54,8 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_STACK_TIMEOUT = pika.adapters.utils.connection_workflow.AMQPConnectorStackTimeout
 
 
 @contextlib.contextmanager
@@ -171,24 +168,10 @@ class PikaLink:
         self._writer = FrameWriter(connection, self.channel) if usable else None
 
     @classmethod
-    def connect(cls, parameters: Any, *, within: float | None = None) -> PikaLink:
-        """Open a connection of our own (closed with the link), giving up after `within`
-        seconds when that is sooner than the parameters' own timeouts. Raises ConnectionLost,
-        or RPCTimeout when the handshake ran out of those `within` seconds.
-        """
-        if within is not None:
-            limit = max(within, 0.001)
-            parameters = copy.copy(parameters)
-            parameters.socket_timeout = min(parameters.socket_timeout or limit, limit)
-            parameters.stack_timeout = min(parameters.stack_timeout or limit, limit)
-        what = f"connecting to {parameters.host}:{parameters.port}"
-        try:
-            with map_exceptions(what):
-                connection = pika.BlockingConnection(parameters)
-        except ConnectionLost as exc:
-            if within is not None and isinstance(exc.__cause__, _STACK_TIMEOUT):
-                raise RPCTimeout(f"{what}: no answer within {within:g} s") from exc.__cause__
-            raise
+    def connect(cls, parameters: Any) -> PikaLink:
+        """Open a connection of our own (closed with the link). Raises ConnectionLost."""
+        with map_exceptions(f"connecting to {parameters.host}:{parameters.port}"):
+            connection = pika.BlockingConnection(parameters)
         return cls(connection, owned=True)
 
     @property
@@ -338,9 +321,9 @@ class PikaConnector:
         """The monotonic clock, as PikaLink's."""
         return time.monotonic()
 
-    def connect(self, within: float | None) -> PikaLink:
-        """Connect (within `within` seconds, if given). Raises ConnectionLost."""
-        return PikaLink.connect(self.parameters, within=within)
+    def connect(self) -> PikaLink:
+        """Connect, within the parameters' own limits. Raises ConnectionLost."""
+        return PikaLink.connect(self.parameters)
 
     def __repr__(self) -> str:
         return f"<PikaConnector {self.parameters.host}:{self.parameters.port}>"
@@ -370,6 +353,6 @@ def link_for(target: object) -> tuple[Link, bool]:
         return open_link(target), False
     connect = getattr(target, "connect", None)
     if callable(connect):
-        link: Link = connect(None)
+        link: Link = connect()
         return link, True
     return PikaLink.connect(connection_parameters(target)), True

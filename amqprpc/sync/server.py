@@ -72,7 +72,6 @@ class ServerCodec(ServerView):
         # thread-safe); a connection the codec opened may be served from any one thread.
         self._owner = None if owned else threading.get_ident()
         self._consumer_tag: str | None = None
-        self._lost: str | None = None
         link.bind(self)
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
@@ -192,8 +191,8 @@ class ServerCodec(ServerView):
         logger.debug("a server publish came back: %s", returned.reply_text)
 
     def closed(self, reason: str) -> None:
-        """The channel went away; `serve_forever` raises ConnectionLost."""
-        self._lost = reason
+        """The channel went away; `serve_forever` raises ConnectionLost (the link's)."""
+        logger.debug("server channel for %r closed: %s", self._queue, reason)
 
     def _finish(self, invoke: Invoke, outcome: Outcome) -> None:
         self._perform(self._proto.finish(invoke, outcome))

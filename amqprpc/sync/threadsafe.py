@@ -3,10 +3,10 @@
 `ThreadSafeClientCodec` keeps one client core for its life and a background I/O thread per
 connection. Callers hand their calls to the I/O thread and wait on a future; the I/O thread
 runs each call through the same op as every other client (`call_op`), connects on first use
-within the deadline of the calls waiting for it, and ends calls where the core says
-(`ClientProtocol.time_left`, `expire`, `fail_all`). After a loss the next call connects again;
-in a forked child (a pre-forking web server's worker) it leaves the parent's connection alone
-and connects anew.
+(on a helper thread, while it keeps the deadlines of the calls waiting), and ends calls where
+the core says (`ClientProtocol.time_left`, `expire`, `fail_all`). After a loss the next call
+connects again; in a forked child (a pre-forking web server's worker) it leaves the parent's
+connection alone and connects anew.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, reply_queue_name
-from .._errors import ConnectionLost, RPCError, RPCTimeout
+from .._errors import ConnectionLost, RPCError, UsageError
 from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
 from .._formatters import FormatterLike, as_formatter
 from .._link import Connector, Finished, Link, advance, no_wait, run
@@ -30,7 +30,7 @@ from .._ops import Op, call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 
-__all__ = ["ThreadSafeClientCodec", "new_protocol"]
+__all__ = ["ThreadSafeClientCodec"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class _IoThread:
         self._link: Link | None = None
         self._wake_pending = False  # a wake-up is queued: later submits need not queue one
         self._held: list[_Call] = []  # started, not yet published (before connecting)
+        self._kick = threading.Event()  # wakes the I/O thread while it has no link yet
         self._started = False
         self._dead = False
         self._stopping = False
@@ -101,9 +102,11 @@ class _IoThread:
             wake = link is not None and not self._wake_pending
             self._wake_pending = self._wake_pending or wake
             start, self._started = not self._started, True
-        if start:  # the first call is in the inbox: connecting can take its deadline
+        if start:
             self.thread.start()
-        if link is not None and wake:
+        if link is None:
+            self._kick.set()  # connecting: the call is started and timed at once
+        elif wake:
             try:
                 link.call_threadsafe(self._on_wake)
             except ConnectionLost:
@@ -112,6 +115,7 @@ class _IoThread:
 
     def stop(self) -> None:
         self._stopping = True
+        self._kick.set()
         with self._lock:
             link = self._link
         if link is not None:
@@ -126,10 +130,12 @@ class _IoThread:
         reason = "the client codec was closed"
         link: Link | None = None
         try:
-            self._take_inbox()
             link = self._connect()
+            if link is None:
+                return  # stopped while connecting
             link.bind(self)
             run(client_setup_op(self._proto.reply_queue), link, no_wait)
+            self._take_inbox()  # came while setting up: held, sent with the time they have left
             with self._lock:
                 self._link = link
             self._on_wake()
@@ -155,23 +161,48 @@ class _IoThread:
             if left:  # never started here: they get a connection of their own
                 self._on_end(left)
 
-    def _connect(self) -> Link:
-        # Connecting may take as long as the calls waiting for it have left, and no longer.
-        try:
-            return self._connector.connect(self._proto.connect_budget(self._connector.now()))
-        except RPCError as exc:
-            logger.warning("client connection for %r failed: %s", self._proto.request_queue, exc)
-            out_of_time = isinstance(exc, RPCTimeout)
-            now = self._connector.now()
-            self._settle(self._proto.connect_failed(now, str(exc), out_of_time=out_of_time))
-            raise
+    def _connect(self) -> Link | None:
+        # The connection is made on a helper thread while this one keeps the deadlines of the
+        # calls waiting for it, those that come meanwhile included: each ends by its own
+        # deadline (RPCTimeout, no reply came), whatever the handshake does. Returns None
+        # when the codec was closed meanwhile. Raises the connector's error.
+        result: list[Link | BaseException] = []
+
+        def attempt() -> None:
+            try:
+                result.append(self._connector.connect())
+            except BaseException as exc:  # noqa: BLE001 - handed to the I/O thread
+                result.append(exc)
+            if self._stopping and result and not isinstance(result[0], BaseException):
+                run(close_op(), result[0], no_wait)  # nobody will use it
+            self._kick.set()
+
+        self._take_inbox()  # the calls this attempt is for
+        helper = threading.Thread(target=attempt, name=f"{self.thread.name}-connect", daemon=True)
+        helper.start()
+        while not result and not self._stopping:
+            self._kick.clear()
+            self._take_inbox()
+            self._settle(self._proto.expire(self._connector.now()))
+            if not result:
+                self._kick.wait(self._proto.time_left(self._connector.now()))
+        self._take_inbox()  # every call that waited for this attempt shares its outcome
+        if self._stopping and not result:
+            return None
+        (outcome,) = result
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if self._stopping:
+            run(close_op(), outcome, no_wait)
+            return None
+        return outcome
 
     def _on_wake(self) -> None:
         # Calls held while connecting go first: due ones end with RPCTimeout, the rest go out
         # with the time they have left. Then what was submitted since.
         link = self._link
         if link is not None and self._held:
-            self._settle(self._proto.expire(link.now()))
+            self._settle(self._proto.expire(link.now()))  # due before the link was there
             held, self._held = self._held, []
             now = link.now()
             for call in held:
@@ -214,7 +245,7 @@ class _IoThread:
         assert step is not None
         try:
             waiting = advance(call.op, link, step)
-        except RPCError as exc:
+        except Exception as exc:  # noqa: BLE001 - the caller gets whatever ended its call
             call.future.set_exception(exc)
             return
         if isinstance(waiting, Finished):  # not as a rule: a call ends after its WaitFor
@@ -235,7 +266,7 @@ class _IoThread:
                 call.op.send(done)
         except StopIteration as stop:
             _set(call.future, result=stop.value)
-        except RPCError as exc:
+        except Exception as exc:  # noqa: BLE001 - the caller gets whatever ended its call
             _set(call.future, error=exc)
 
     # -- the link's sink -------------------------------------------------------------------
@@ -256,7 +287,7 @@ class _IoThread:
         self._settle(self._proto.fail_all(reason))
 
 
-def _set(future: Future, *, result: object = None, error: RPCError | None = None) -> None:
+def _set(future: Future, *, result: object = None, error: BaseException | None = None) -> None:
     try:
         if error is not None:
             future.set_exception(error)
@@ -305,9 +336,17 @@ class ThreadSafeClientCodec(ClientView):
     def call(self, method: str, arg: object = None, *, timeout: float | None = None) -> Any:
         """Call `method` ("Service.Method", sent verbatim) and block for its result.
 
-        Thread-safe. Raises RemoteError, RPCTimeout, Unroutable, ConnectionLost,
-        ProtocolViolation, EncodeError or UsageError (all RPCError).
+        Thread-safe, except on the codec's own I/O thread (in a future's done-callback, say),
+        where waiting would stop the thread that must answer: that raises UsageError. Raises
+        RemoteError, RPCTimeout, Unroutable, ConnectionLost, ProtocolViolation, EncodeError
+        or UsageError (all RPCError).
         """
+        io = self._io
+        if io is not None and io.thread is threading.current_thread():
+            raise UsageError(
+                f"{method}: a blocking call on the client's own I/O thread (from a future's "
+                "done-callback?) would wait forever; use call_async there"
+            )
         return self.call_async(method, arg, timeout=timeout).result()
 
     def call_async(

@@ -61,7 +61,7 @@ async def test_round_trip_concurrent_calls_and_remote_errors(broker: FakeBroker)
 
 
 async def test_timeouts_share_one_timer_set_by_the_core(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), request_queue_declaration(QUEUE))
+    broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     started = time.monotonic()
     results = await asyncio.gather(
@@ -87,7 +87,7 @@ async def test_missing_queue_is_unroutable(broker: FakeBroker) -> None:
 
 
 async def test_a_cancelled_call_leaves_nothing_behind(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), request_queue_declaration(QUEUE))
+    broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     task = asyncio.ensure_future(client.call("Arith.Mul", 1))
     await asyncio.sleep(0)  # let it publish
@@ -101,7 +101,7 @@ async def test_a_cancelled_call_leaves_nothing_behind(broker: FakeBroker) -> Non
 
 
 async def test_close_and_connection_loss_end_calls_in_flight(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), request_queue_declaration(QUEUE))
+    broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     first = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     second = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     closing = asyncio.ensure_future(first.call("Arith.Mul", 1))
@@ -127,7 +127,7 @@ async def test_replies_go_only_to_the_codec_that_asked(broker: FakeBroker) -> No
         properties=Properties(reply_to="Arith.Mul", correlation_id=one.reply_queue, message_id="7"),
         body=b"1",
     )
-    broker.perform(broker.connect(None), stray)
+    broker.perform(broker.connect(), stray)
     assert await asyncio.gather(one.call("Arith.Mul", {"A": 1, "B": 2}),
                                 two.call("Arith.Mul", {"A": 3, "B": 2})) == [2, 6]  # fmt: skip
     assert (one.stats.unknown, two.stats.unknown) == (1, 0)

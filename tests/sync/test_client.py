@@ -42,7 +42,7 @@ def test_round_trip_and_remote_error(broker: FakeBroker, served: ServerThread) -
 
 
 def test_timeout_is_decided_by_the_core(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), _declare(QUEUE))  # a queue nobody consumes
+    broker.perform(broker.connect(), _declare(QUEUE))  # a queue nobody consumes
     codec = codec_on(broker)
     started = time.monotonic()
     with pytest.raises(amqprpc.RPCTimeout, match=r"Arith.Mul: no reply within 0.2 s"):
@@ -62,7 +62,7 @@ def test_missing_queue_is_unroutable(broker: FakeBroker) -> None:
 
 
 def test_connection_loss_fails_the_call_and_later_ones(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), _declare(QUEUE))
+    broker.perform(broker.connect(), _declare(QUEUE))
     codec = codec_on(broker)
     link = broker.links[-1]
     timer = threading.Timer(0.1, broker.cut, (link,))
@@ -106,7 +106,7 @@ def test_stray_replies_are_counted_and_calls_still_get_their_own(
 ) -> None:
     codec = codec_on(broker)
     other = codec_on(broker)
-    stray = broker.connect(None)
+    stray = broker.connect()
     for message_id in ("999", "abc"):
         broker.perform(stray, _reply(codec.reply_queue, message_id))
     assert codec.call("Arith.Mul", {"A": 3, "B": 4}) == 12
@@ -116,14 +116,14 @@ def test_stray_replies_are_counted_and_calls_still_get_their_own(
 
 
 def test_an_interrupted_wait_leaves_nothing_behind(broker: FakeBroker) -> None:
-    broker.perform(broker.connect(None), _declare(QUEUE))
+    broker.perform(broker.connect(), _declare(QUEUE))
     codec = codec_on(broker)
 
     def interrupt(delivery: Delivery) -> None:
         raise KeyboardInterrupt
 
     codec.delivered = interrupt  # type: ignore[method-assign]
-    broker.perform(broker.connect(None), _reply(codec.reply_queue, "0"))
+    broker.perform(broker.connect(), _reply(codec.reply_queue, "0"))
     with pytest.raises(KeyboardInterrupt):
         codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=5)
     assert codec.pending == 0

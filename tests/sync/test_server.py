@@ -75,7 +75,7 @@ def test_a_request_without_a_reply_queue_is_rejected_and_serving_goes_on(
         hostile = Publish(
             routing_key=QUEUE, properties=Properties(reply_to="Arith.Mul"), body=b"{}"
         )
-        broker.perform(broker.connect(None), hostile)
+        broker.perform(broker.connect(), hostile)
         assert client.call("Arith.Echo", "after") == "after"
         assert ("reject", [1]) in broker.log
     finally:
@@ -114,7 +114,7 @@ def test_the_queue_is_declared_as_go_declares_it(broker: FakeBroker) -> None:
     try:
         found = broker.queues[QUEUE]
         assert (found.durable, found.exclusive, found.auto_delete) == (False, False, False)
-        other = broker.connect(None)
+        other = broker.connect()
         broker.perform(other, request_queue_declaration(QUEUE))  # a Go peer's: equivalent
     finally:
         server.stop()

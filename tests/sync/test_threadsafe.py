@@ -60,7 +60,7 @@ def test_futures_and_proxies(codec: amqprpc.sync.ThreadSafeClientCodec, served) 
 
 
 def test_timeout_says_no_reply_came(broker: FakeBroker, codec) -> None:
-    broker.perform(broker.connect(None), request_queue_declaration(QUEUE))
+    broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     started = time.monotonic()
     with pytest.raises(amqprpc.RPCTimeout, match=r"Arith.Mul: no reply within 0.3 s"):
         codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=0.3)
@@ -69,11 +69,47 @@ def test_timeout_says_no_reply_came(broker: FakeBroker, codec) -> None:
 
 
 def test_the_deadline_covers_connecting(broker: FakeBroker, codec) -> None:
-    broker.connect_delay = 10.0  # a broker that never finishes the handshake in time
+    broker.connect_delay = 2.0  # a broker that does not finish the handshake in time
     started = time.monotonic()
-    with pytest.raises(amqprpc.RPCTimeout, match=r"no reply within 0.5 s"):
-        codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=0.5)
-    assert time.monotonic() - started < 1.2
+    first = codec.call_async("Arith.Mul", {"A": 1, "B": 2}, timeout=1.5)
+    with pytest.raises(amqprpc.RPCTimeout, match=r"no reply within 0.3 s"):
+        codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=0.3)  # came while connecting
+    assert time.monotonic() - started < 0.6
+    with pytest.raises(amqprpc.RPCTimeout, match=r"no reply within 1.5 s"):
+        first.result(5)
+    assert time.monotonic() - started < 1.8
+
+
+def test_a_call_that_waited_for_the_connection_goes_out_with_the_time_it_has_left(
+    broker: FakeBroker, codec
+) -> None:
+    broker.perform(broker.connect(), request_queue_declaration(QUEUE))
+    broker.connect_delay = 0.4
+    with pytest.raises(amqprpc.RPCTimeout):
+        codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=1.0)
+    (publish,) = [p for what, p in broker.log if what == "publish"]
+    assert 500 <= int(publish.properties.expiration) <= 650  # about 1 s less the 0.4 s
+
+
+def test_a_call_from_a_future_callback_on_the_io_thread_is_refused(
+    codec, service: Arith, served
+) -> None:
+    errors: list[BaseException] = []
+
+    def again(_: concurrent.futures.Future) -> None:  # type: ignore[type-arg]
+        try:
+            codec.call("Arith.Echo", 2)
+        except amqprpc.UsageError as exc:
+            errors.append(exc)
+
+    service.gate.clear()
+    future = codec.call_async("Arith.Held", 1)
+    assert service.entered.acquire(timeout=5)
+    future.add_done_callback(again)  # runs where the result is set: on the I/O thread
+    service.gate.set()
+    assert future.result(5) == 1
+    assert codec.call("Arith.Echo", 3) == 3  # the I/O thread is not stuck
+    assert len(errors) == 1 and "I/O thread" in str(errors[0])
 
 
 def test_a_refused_connection_fails_fast_and_names_the_cause(broker: FakeBroker, codec) -> None:
@@ -120,9 +156,9 @@ def test_a_future_cancelled_before_it_was_sent_is_never_sent(broker: FakeBroker)
     gate = threading.Event()
     original = broker.connect
 
-    def slow_connect(within: float | None):  # type: ignore[no-untyped-def]
+    def slow_connect():  # type: ignore[no-untyped-def]
         assert gate.wait(5)
-        return original(within)
+        return original()
 
     broker.connect = slow_connect  # type: ignore[method-assign]
     future = codec.call_async("Arith.Mul", {"A": 1, "B": 1})
