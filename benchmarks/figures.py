@@ -39,7 +39,13 @@ def summarize(row: Row, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         out["base"] = {f"{key}_per_call": spread(bases)} if bases else {}
         ratios = [v / b for v, b in zip(values, bases, strict=True)]
         out["ratio_to_baseline"] = spread(ratios) if ratios else None
-        figure = values
+        # The core's figure is what it adds over the baseline of the same round (the work of
+        # encoding and decoding the values, which no implementation can skip); memory's is
+        # the core's own bytes per pending call.
+        if row.metric == "core_us":
+            figure = [v - b for v, b in zip(values, bases, strict=True)]
+        else:
+            figure = values
     else:
         assert row.ours is not None and row.base is not None
         pairs = [(r[row.ours], r[row.base]) for r in rounds if row.ours in r and row.base in r]
