@@ -129,7 +129,7 @@ def test_a_cut_fails_calls_in_flight_and_the_next_call_reconnects(
     service.gate.clear()
     future = codec.call_async("Arith.Held", "in flight")
     assert service.entered.acquire(timeout=5)
-    client_link = next(link for link in broker.links if link.sink.__class__.__name__ == "_IoThread")
+    client_link = next(link for link in broker.links if link.sink.__class__.__name__ == "IoThread")
     first_queue = codec.reply_queue
     broker.cut(client_link)
     with pytest.raises(amqprpc.ConnectionLost, match="cut"):
