@@ -32,11 +32,11 @@ from ._errors import (
     UsageError,
 )
 from ._events import IGNORED, CallDone, CallStarted, Delivery, Ignored, Publish, Returned
-from ._formatters import Formatter, pack_body, unpack_body
+from ._formatters import Formatter, FormatterLike, as_formatter, pack_body, unpack_body
 from ._pending import Entry, PendingStats, PendingTable
 from ._server import DEFAULT_MAX_BODY_SIZE
 
-__all__ = ["DEFAULT_TIMEOUT", "ClientProtocol", "ClientView", "reply_queue_name"]
+__all__ = ["DEFAULT_TIMEOUT", "ClientProtocol", "ClientView", "client_protocol", "reply_queue_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,26 @@ def reply_queue_name(unique: str) -> str:
     queue is declared, while a connection is still being made.
     """
     return REPLY_QUEUE_PREFIX + unique
+
+
+def client_protocol(
+    queue: str,
+    formatter: FormatterLike,
+    *,
+    unique: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> ClientProtocol[Any]:
+    """A client core for request queue `queue`, replies on `reply_queue_name(unique)`, for a
+    formatter instance or class. `unique` is the adapter's (a uuid: the core has no randomness).
+    Raises UsageError for bad settings."""
+    return ClientProtocol(
+        request_queue=queue,
+        reply_queue=reply_queue_name(unique),
+        formatter=as_formatter(formatter),
+        timeout=timeout,
+        max_body_size=max_body_size,
+    )
 
 
 class ClientProtocol(Generic[T]):

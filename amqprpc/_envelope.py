@@ -10,8 +10,9 @@ I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ._errors import ProtocolViolation, UsageError
 from ._events import Request
@@ -30,6 +31,7 @@ __all__ = [
     "parse_call_id",
     "parse_reply",
     "parse_request",
+    "read_properties",
     "reply_properties",
     "request_properties",
 ]
@@ -100,6 +102,42 @@ def checked_properties(properties: Properties) -> Properties:
     if p.headers is not None and not isinstance(p.headers, Mapping):
         return _lenient_copy(p)
     return p
+
+
+def read_properties(
+    props: Any, *, type_attr: str = "type", timestamp: Callable[[Any], object] = lambda v: v
+) -> Properties:
+    """Properties from a client library's decoded properties object, checked where they enter
+    (`checked_properties`). `type_attr` names its `type` attribute; `timestamp` turns its
+    timestamp into Unix seconds. Never raises: an odd object is read leniently."""
+    try:  # what arrives is nearly always well-formed: read it in one go, then check it
+        return checked_properties(
+            Properties(
+                content_type=props.content_type,
+                content_encoding=props.content_encoding,
+                headers=props.headers,
+                delivery_mode=props.delivery_mode,
+                priority=props.priority,
+                correlation_id=props.correlation_id,
+                reply_to=props.reply_to,
+                expiration=props.expiration,
+                message_id=props.message_id,
+                timestamp=timestamp(props.timestamp),  # type: ignore[arg-type]
+                type=getattr(props, type_attr),
+                user_id=props.user_id,
+                app_id=props.app_id,
+                cluster_id=props.cluster_id,
+            )
+        )
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        pass
+    fields = {name: getattr(props, name, None) for name in Properties.__slots__}
+    fields["type"] = getattr(props, type_attr, None)
+    try:
+        fields["timestamp"] = timestamp(fields["timestamp"])
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        fields["timestamp"] = None
+    return lenient_properties(fields)
 
 
 def _lenient_copy(properties: Properties) -> Properties:

@@ -20,9 +20,9 @@ The adapters in `amqprpc.sync` (pika) and `amqprpc.aio` (aioamqp) are complete e
 
 from __future__ import annotations
 
-from ._client import DEFAULT_TIMEOUT, ClientProtocol, reply_queue_name
+from ._client import DEFAULT_TIMEOUT, ClientProtocol, client_protocol, reply_queue_name
 from ._dispatch import Handler, NotFound, Registry
-from ._envelope import Properties, checked_properties, lenient_properties
+from ._envelope import Properties, checked_properties, lenient_properties, read_properties
 from ._events import (
     IGNORED,
     Ack,
@@ -137,6 +137,7 @@ __all__ = [
     "call_op",
     "cancel_consume_op",
     "checked_properties",
+    "client_protocol",
     "client_setup_op",
     "close_op",
     "consume_op",
@@ -144,6 +145,7 @@ __all__ = [
     "encode_content_header",
     "lenient_properties",
     "no_wait",
+    "read_properties",
     "reply_queue_name",
     "request_queue_declaration",
     "run",

@@ -18,7 +18,7 @@ from typing import Any
 import aioamqp
 import aioamqp.exceptions
 
-from .._envelope import Properties, checked_properties, lenient_properties
+from .._envelope import Properties, read_properties
 from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
@@ -83,34 +83,13 @@ def _to_wire(properties: Properties) -> dict[str, Any]:
     return wire
 
 
+def _epoch_seconds(stamp: Any) -> int | None:
+    # pamqp gives timestamps as datetimes; the core keeps Unix seconds.
+    return None if stamp is None else int(stamp.timestamp())
+
+
 def _from_wire(props: Any) -> Properties:
-    stamp = props.timestamp
-    try:  # what arrives is nearly always well-formed: read it in one go, then check it
-        return checked_properties(
-            Properties(
-                content_type=props.content_type,
-                content_encoding=props.content_encoding,
-                headers=props.headers,
-                delivery_mode=props.delivery_mode,
-                priority=props.priority,
-                correlation_id=props.correlation_id,
-                reply_to=props.reply_to,
-                expiration=props.expiration,
-                message_id=props.message_id,
-                timestamp=None if stamp is None else int(stamp.timestamp()),
-                type=props.message_type,
-                user_id=props.user_id,
-                app_id=props.app_id,
-                cluster_id=props.cluster_id,
-            )
-        )
-    except (AttributeError, TypeError, ValueError, OverflowError):
-        pass
-    fields = {name: getattr(props, name, None) for name in Properties.__slots__}
-    fields["type"] = getattr(props, "message_type", None)
-    stamp = fields["timestamp"]
-    fields["timestamp"] = int(stamp.timestamp()) if isinstance(stamp, datetime.datetime) else None
-    return lenient_properties(fields)
+    return read_properties(props, type_attr="message_type", timestamp=_epoch_seconds)
 
 
 class AioLink:

@@ -13,10 +13,10 @@ import uuid
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, reply_queue_name
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, client_protocol
 from .._errors import ConnectionLost
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
-from .._formatters import FormatterLike, as_formatter
+from .._formatters import FormatterLike
 from .._link import AsyncLink, no_wait, run_async
 from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
@@ -144,12 +144,8 @@ async def client_codec(
     UsageError for bad settings, ConnectionLost or BrokerError when the channel cannot be set
     up.
     """
-    proto: ClientProtocol[_Future] = ClientProtocol(
-        request_queue=queue,
-        reply_queue=reply_queue_name(uuid.uuid4().hex),
-        formatter=as_formatter(formatter),
-        timeout=timeout,
-        max_body_size=max_body_size,
+    proto: ClientProtocol[_Future] = client_protocol(
+        queue, formatter, unique=uuid.uuid4().hex, timeout=timeout, max_body_size=max_body_size
     )
     link = await open_link(connection)
     try:

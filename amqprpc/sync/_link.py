@@ -19,7 +19,7 @@ import pika
 import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
-from .._envelope import Properties, checked_properties, lenient_properties
+from .._envelope import Properties, read_properties
 from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
@@ -117,27 +117,7 @@ def _to_wire(properties: Properties) -> Any:
 
 
 def _from_wire(props: Any) -> Properties:
-    try:  # what arrives is nearly always well-formed: read it in one go, then check it
-        return checked_properties(
-            Properties(
-                content_type=props.content_type,
-                content_encoding=props.content_encoding,
-                headers=props.headers,
-                delivery_mode=props.delivery_mode,
-                priority=props.priority,
-                correlation_id=props.correlation_id,
-                reply_to=props.reply_to,
-                expiration=props.expiration,
-                message_id=props.message_id,
-                timestamp=props.timestamp,
-                type=props.type,
-                user_id=props.user_id,
-                app_id=props.app_id,
-                cluster_id=props.cluster_id,
-            )
-        )
-    except AttributeError:  # not pika's BasicProperties: read what is there
-        return lenient_properties({n: getattr(props, n, None) for n in Properties.__slots__})
+    return read_properties(props)
 
 
 class Slot:

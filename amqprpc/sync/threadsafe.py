@@ -18,9 +18,9 @@ import uuid
 from types import TracebackType
 from typing import Any
 
-from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, reply_queue_name
+from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, client_protocol
 from .._errors import ConnectionLost, RPCError, UsageError
-from .._formatters import FormatterLike, as_formatter
+from .._formatters import FormatterLike
 from .._link import Connector
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
@@ -33,12 +33,8 @@ def new_protocol(
     queue: str, formatter: FormatterLike, timeout: float, max_body_size: int
 ) -> ClientProtocol[Any]:
     """A client core with a fresh reply-queue name. Raises UsageError for bad settings."""
-    return ClientProtocol(
-        request_queue=queue,
-        reply_queue=reply_queue_name(uuid.uuid4().hex),
-        formatter=as_formatter(formatter),
-        timeout=timeout,
-        max_body_size=max_body_size,
+    return client_protocol(
+        queue, formatter, unique=uuid.uuid4().hex, timeout=timeout, max_body_size=max_body_size
     )
 
 

@@ -20,6 +20,7 @@ from amqprpc._envelope import (
     parse_call_id,
     parse_reply,
     parse_request,
+    read_properties,
     reply_properties,
     request_properties,
 )
@@ -342,3 +343,37 @@ def test_expiration_is_whole_milliseconds_rounded_up(timeout, expected):
 def test_expiration_refuses_bad_timeouts(timeout):
     with pytest.raises(UsageError):
         expiration_ms(timeout)
+
+
+class _LibraryProperties:
+    """What a client library decodes: its own attribute names and timestamp type."""
+
+    content_type = content_encoding = headers = delivery_mode = priority = None
+    expiration = user_id = app_id = cluster_id = None
+    correlation_id = "amq.gen-reply"
+    reply_to = "Test.Mul"
+    message_id = "7"
+    message_type = "kind"
+
+    def __init__(self, timestamp: object) -> None:
+        self.timestamp = timestamp
+
+
+def test_read_properties_maps_a_client_librarys_names_and_timestamps():
+    import datetime
+
+    stamp = datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)
+    read = read_properties(
+        _LibraryProperties(stamp),
+        type_attr="message_type",
+        timestamp=lambda v: None if v is None else int(v.timestamp()),
+    )
+    assert (read.reply_to, read.message_id, read.type) == ("Test.Mul", "7", "kind")
+    assert read.timestamp == int(stamp.timestamp())
+
+
+def test_read_properties_reads_an_odd_object_leniently():
+    odd = _LibraryProperties("not a time")
+    odd.reply_to = b"Test.Mul"  # type: ignore[assignment]  # bytes, as a library may give
+    read = read_properties(odd, type_attr="missing", timestamp=lambda v: v.timestamp())
+    assert (read.reply_to, read.timestamp, read.type) == ("Test.Mul", None, None)
