@@ -9,19 +9,26 @@ AMQP properties or pending calls.
 from __future__ import annotations
 
 import base64
+import inspect
 import json
-from typing import Protocol, runtime_checkable
+import math
+from collections.abc import Callable
+from types import MethodType
+from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 import msgpack
 
 from ._errors import EncodeError, ProtocolViolation, UsageError
 
 __all__ = [
+    "CONTAINER_BYTES",
+    "GUARD_FROM",
     "Formatter",
     "FormatterLike",
     "Json",
     "MsgPack",
     "as_formatter",
+    "container_budget",
     "pack_body",
     "unpack_body",
 ]
@@ -46,6 +53,54 @@ class Formatter(Protocol):
 
 FormatterLike = Formatter | type
 
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Decoding can amplify a body many times over (an empty msgpack map is 1 byte on the wire and
+# about 70 in memory). Below GUARD_FROM bytes even that stays within a few MiB, so small
+# bodies take the fast path; larger ones may hold at most one container (array, map or
+# extension) per CONTAINER_BYTES bytes of body, which leaves scalars (a short string: about
+# 20 times its encoding) as the worst case. README's "Bounded input" gives the figures.
+GUARD_FROM = 64 * 1024
+CONTAINER_BYTES = 16
+
+
+def container_budget(size: int) -> int:
+    """How many containers a guarded body of `size` bytes may decode into."""
+    return size // CONTAINER_BYTES
+
+
+class _Shared(Generic[A, R]):
+    """A method that works read from the class too, as the seed's formatters were used
+    (`amqprpc.Json.pack(obj)`): there it is bound to one default instance of the class."""
+
+    def __init__(self, func: Callable[[Any, A], R]) -> None:
+        self._func = func
+        self.__doc__ = func.__doc__
+        self._name = func.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[[A], R]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[[A], R]: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[[A], R]:
+        if obj is None:
+            obj = _default_instance(owner)
+        bound = MethodType(self._func, obj)
+        vars(obj)[self._name] = bound  # later reads on this instance skip the descriptor
+        return bound
+
+
+_DEFAULTS: dict[type, object] = {}
+
+
+def _default_instance(cls: type | None) -> object:
+    assert cls is not None
+    instance = _DEFAULTS.get(cls)
+    if instance is None:
+        instance = _DEFAULTS[cls] = cls()
+    return instance
+
 
 def _json_default(obj: object) -> object:
     # Go's encoding/json sends []byte as a standard base64 string (PROTOCOL.md 8.1).
@@ -56,6 +111,14 @@ def _json_default(obj: object) -> object:
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 overflows to infinity, which JSON cannot carry and Go's decoder refuses.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} overflows a float")
+    return value
 
 
 class Json:
@@ -72,8 +135,9 @@ class Json:
             default=_json_default,
         )
         # Go never sends NaN or Infinity (its encoder refuses them); neither do we accept them.
-        self._decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+        self._decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
+    @_Shared
     def pack(self, obj: object) -> bytes:
         """Encode `obj` as compact JSON. Raises EncodeError for NaN/Infinity or unknown types."""
         try:
@@ -81,8 +145,14 @@ class Json:
         except (TypeError, ValueError, RecursionError) as exc:
             raise EncodeError(f"cannot encode as JSON: {exc}") from exc
 
+    @_Shared
     def unpack(self, body: bytes) -> object:
-        """Decode a JSON body. Raises ProtocolViolation on invalid or too deeply nested input."""
+        """Decode a JSON body. Raises ProtocolViolation on invalid, too deeply nested or (for
+        large bodies) container-dense input."""
+        if len(body) > GUARD_FROM:
+            containers = body.count(b"[") + body.count(b"{")  # an upper bound
+            if containers > container_budget(len(body)):
+                raise ProtocolViolation(_too_dense("JSON", containers, len(body)))
         try:
             return self._decoder.decode(body.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -97,6 +167,7 @@ class MsgPack:
 
     content_type: str | None = None
 
+    @_Shared
     def pack(self, obj: object) -> bytes:
         """Encode `obj` as msgpack. Raises EncodeError for unsupported types or ranges."""
         try:
@@ -104,10 +175,14 @@ class MsgPack:
         except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(f"cannot encode as msgpack: {exc}") from exc
 
+    @_Shared
     def unpack(self, body: bytes) -> object:
-        """Decode a msgpack body. Raises ProtocolViolation on invalid or trailing data."""
+        """Decode a msgpack body. Raises ProtocolViolation on invalid or trailing data, and
+        (for large bodies) on container-dense input."""
         try:
-            return msgpack.unpackb(body, raw=False, strict_map_key=False)
+            if len(body) <= GUARD_FROM:
+                return msgpack.unpackb(body, raw=False, strict_map_key=False)
+            return _unpack_guarded(body)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             # TypeError: an unhashable map key (e.g. an array used as a key).
             reason = str(exc) or type(exc).__name__
@@ -117,17 +192,65 @@ class MsgPack:
         return "MsgPack()"
 
 
+def _too_dense(kind: str, containers: int, size: int) -> str:
+    return (
+        f"{kind} body of {size} bytes holds over {containers} containers, more than one per "
+        f"{CONTAINER_BYTES} bytes"
+    )
+
+
+def _unpack_guarded(body: bytes) -> object:
+    # msgpack's own limits bound each container's length by the body's; these hooks bound
+    # how many containers there are.
+    budget = container_budget(len(body))
+    count = 0
+
+    def counted(obj: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count > budget:
+            raise ValueError(_too_dense("msgpack", count, len(body)))
+        return obj
+
+    def ext(code: int, data: bytes) -> msgpack.ExtType:
+        return counted(msgpack.ExtType(code, data))
+
+    return msgpack.unpackb(
+        body, raw=False, strict_map_key=False, object_hook=counted, list_hook=counted,
+        ext_hook=ext,
+    )  # fmt: skip
+
+
+def _needs_instance(cls: type) -> bool:
+    # The seed's formatters were classes of plain one-argument functions (or staticmethods),
+    # used as the class itself; others are classes to instantiate.
+    for name in ("pack", "unpack"):
+        raw = inspect.getattr_static(cls, name, None)
+        if isinstance(raw, _Shared):
+            return True
+        if inspect.isfunction(raw):
+            try:
+                inspect.signature(raw).bind(None, None)
+            except TypeError:
+                continue  # `def pack(obj)`: called on the class, it takes one argument
+            return True
+    return False
+
+
 def as_formatter(formatter: FormatterLike) -> Formatter:
-    """Accept a formatter instance or a class to instantiate (`amqprpc.Json` works as is).
+    """Accept a formatter instance, a class to instantiate (`amqprpc.Json` works as is), or
+    a class whose `pack`/`unpack` are one-argument functions or staticmethods (used as is).
 
     Raises UsageError when the result has no callable `pack` and `unpack`.
     """
-    instance = formatter() if isinstance(formatter, type) else formatter
+    instance: Any = formatter
+    if isinstance(formatter, type) and _needs_instance(formatter):
+        instance = formatter()
     if not (
         callable(getattr(instance, "pack", None)) and callable(getattr(instance, "unpack", None))
     ):
         raise UsageError(f"{formatter!r} is not a formatter: it needs pack() and unpack()")
-    return instance
+    return instance  # type: ignore[no-any-return]
 
 
 def pack_body(formatter: Formatter, obj: object) -> bytes:

@@ -35,7 +35,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 AckMode = Literal["late", "early"]
-DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024  # RabbitMQ's default max_message_size
+# RabbitMQ 4.0 lowered its default max_message_size to this; a larger publish gets a 406 that
+# closes the channel, and every call on it (PROTOCOL.md section 12.4).
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 
 class DeliveryState(enum.Enum):

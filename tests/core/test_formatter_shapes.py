@@ -1,0 +1,97 @@
+"""Every shape of formatter the seed documented: the built-ins used through the class, a
+class of plain one-argument functions or staticmethods passed as the class, and instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import amqprpc
+from amqprpc._client import client_protocol
+from amqprpc._formatters import as_formatter, pack_body, unpack_body
+
+
+class SeedStyle:
+    """As the seed's README showed it: plain functions, no `self`."""
+
+    def pack(pyobj):  # type: ignore[no-untyped-def]
+        return amqprpc.Json.pack(pyobj)
+
+    def unpack(binrepr):  # type: ignore[no-untyped-def]
+        return amqprpc.Json.unpack(binrepr)
+
+
+class Static:
+    @staticmethod
+    def pack(obj: Any) -> bytes:
+        return amqprpc.MsgPack.pack(obj)
+
+    @staticmethod
+    def unpack(body: bytes) -> Any:
+        return amqprpc.MsgPack.unpack(body)
+
+
+class WithSelf:
+    def __init__(self) -> None:
+        self.packed = 0
+
+    def pack(self, obj: Any) -> bytes:
+        self.packed += 1
+        return amqprpc.Json.pack(obj)
+
+    def unpack(self, body: bytes) -> Any:
+        return amqprpc.Json.unpack(body)
+
+
+@pytest.mark.parametrize("fmt", [amqprpc.Json, amqprpc.MsgPack])
+def test_the_built_ins_work_through_the_class(fmt: Any) -> None:
+    assert fmt.unpack(fmt.pack({"A": 1})) == {"A": 1}
+    assert fmt().unpack(fmt().pack([1, "x"])) == [1, "x"]
+
+
+def test_class_level_json_is_the_default_settings() -> None:
+    assert amqprpc.Json.pack({"b": 1, "a": 2}) == b'{"b":1,"a":2}'
+    assert amqprpc.Json(sort_keys=True).pack({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
+    with pytest.raises(amqprpc.EncodeError):
+        amqprpc.Json.pack(float("nan"))
+    with pytest.raises(amqprpc.ProtocolViolation):
+        amqprpc.MsgPack.unpack(b"\xc1")
+
+
+@pytest.mark.parametrize("shape", [SeedStyle, Static, WithSelf, WithSelf(), amqprpc.Json,
+                                   amqprpc.MsgPack, amqprpc.Json(), amqprpc.MsgPack()])  # fmt: skip
+def test_every_documented_shape_round_trips(shape: Any) -> None:
+    formatter = as_formatter(shape)
+    body = pack_body(formatter, {"A": 6, "B": 7})
+    assert unpack_body(formatter, body) == {"A": 6, "B": 7}
+
+
+def test_plain_function_classes_are_used_as_the_class_and_self_classes_are_instantiated() -> None:
+    assert as_formatter(SeedStyle) is SeedStyle
+    assert as_formatter(Static) is Static
+    made = as_formatter(WithSelf)
+    assert isinstance(made, WithSelf)
+    assert isinstance(as_formatter(amqprpc.Json), amqprpc.Json)
+
+
+def test_a_client_core_encodes_with_a_seed_style_class() -> None:
+    proto = client_protocol("q", SeedStyle, unique="u")
+    started = proto.start_call("S.M", {"A": 1}, now=0.0, token=None)
+    assert started.publish.body == b'{"A":1}'
+
+
+def test_an_instance_keeps_its_own_state() -> None:
+    instance = WithSelf()
+    formatter = as_formatter(instance)
+    pack_body(formatter, 1)
+    pack_body(formatter, 2)
+    assert instance.packed == 2
+
+
+def test_not_a_formatter_is_refused() -> None:
+    class Nothing:
+        pass
+
+    with pytest.raises(amqprpc.UsageError):
+        as_formatter(Nothing)
