@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._client import DEFAULT_TIMEOUT
+from ._deadline import request_deadline
 from ._dispatch import Registry
 from ._errors import (
     BrokerError,
@@ -70,6 +71,7 @@ __all__ = [
     "UsageError",
     "client_codec",
     "go_name",
+    "request_deadline",
     "server_codec",
     "wire_name",
 ]

@@ -11,6 +11,7 @@ ignored, or fails only the call it names. No I/O, no clock, no threads.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Generic, TypeVar
 
 from ._envelope import (
@@ -116,12 +117,17 @@ class ClientProtocol(Generic[T]):
         self._reply_queue = name
 
     def start_call(
-        self, method: str, arg: object, *, now: float, timeout: float | None = None, token: T
-    ) -> CallStarted:
+        self, method: str, arg: object, *, now: float, timeout: float | None = None, token: T,
+        wall: float | None = None, inherited: float | None = None,
+    ) -> CallStarted:  # fmt: skip
         """Encode and number a call. Returns what to publish and the call's deadline.
 
-        Raises UsageError for a bad method name or timeout, EncodeError when `arg` cannot be
-        encoded and MessageTooLarge when its body is over the limit; nothing is pending then.
+        `wall` is the Unix time now: given, the request carries its absolute deadline
+        (PROTOCOL.md section 12.1). `inherited` is the deadline of the request being served
+        (`request_deadline()`), which the call may not outlive. Raises UsageError for a bad
+        method name or timeout, RPCTimeout when the inherited deadline has passed, EncodeError
+        when `arg` cannot be encoded and MessageTooLarge when its body is over the limit;
+        nothing is pending then.
         """
         if timeout is None:
             timeout, expiration = self.timeout, self._expiration
@@ -129,6 +135,14 @@ class ClientProtocol(Generic[T]):
             expiration = expiration_ms(timeout)  # validates the caller's value
         if not method or not is_shortstr(method):
             raise UsageError(f"method must be a non-empty str of at most 255 bytes: {method!r}")
+        deadline_ms = None
+        if wall is not None:
+            if inherited is not None and inherited - wall < timeout:
+                timeout = inherited - wall
+                if timeout <= 0:
+                    raise RPCTimeout(f"{method}: the request being served is past its deadline")
+                expiration = expiration_ms(timeout)
+            deadline_ms = math.ceil((wall + timeout) * 1000)
         body = pack_body(self.formatter, arg)
         if len(body) > self.max_body_size:
             raise MessageTooLarge(
@@ -141,6 +155,7 @@ class ClientProtocol(Generic[T]):
             reply_queue=self._reply_queue,
             call_id=entry.call_id,
             expiration=expiration,
+            deadline_ms=deadline_ms,
         )
         publish = Publish(
             routing_key=self.request_queue, properties=properties, body=body, mandatory=True
@@ -250,6 +265,17 @@ class ClientProtocol(Generic[T]):
         """The link could not publish a started call: it ends as UNSENT (the caller gets the
         link's error). Returns whether it was still pending."""
         return self.pending.unsent(call_id) is not IGNORED
+
+    def reply_queue_gone(self, unique: str) -> list[CallDone[T]]:
+        """The broker cancelled the reply consumer: someone deleted the reply queue, so no
+        reply can come. Ends every pending call with ConnectionLost and names a new reply
+        queue (`reply_queue_name(unique)`), which the adapter sets up (`client_setup_op`)
+        before it publishes another call."""
+        reason = f"the reply queue {self._reply_queue!r} was deleted"
+        logger.warning("%s; failing %d calls in flight", reason, len(self.pending))
+        dones = self.fail_all(reason)
+        self.reply_queue = reply_queue_name(unique)
+        return dones
 
     def fail_all(self, reason: str) -> list[CallDone[T]]:
         """End every pending call with ConnectionLost(reason) (connection gone, or closing)."""

@@ -18,9 +18,11 @@ from ._errors import ProtocolViolation, UsageError
 from ._events import Request
 
 __all__ = [
+    "DEADLINE_HEADER",
     "ERROR_HEADER",
     "ERROR_TYPE_HEADER",
     "MAX_ERROR_TEXT",
+    "REPLY_MARKER",
     "Properties",
     "ReplyInfo",
     "checked_properties",
@@ -38,6 +40,11 @@ __all__ = [
 
 ERROR_HEADER = "error"
 ERROR_TYPE_HEADER = "error_type"
+# PROTOCOL.md section 12: the caller's absolute deadline (Unix milliseconds, a decimal string)
+# on requests, and the mark on every reply, which a server never runs as a request.
+DEADLINE_HEADER = "amqprpc-deadline"
+REPLY_MARKER = "amqprpc-reply"
+_MAX_DEADLINE_DIGITS = 15  # Unix milliseconds stay at 13 digits until the year 2286
 # Error texts travel in a header; a content-header frame must fit in the negotiated frame
 # size (RabbitMQ's default frame_max is 128 KiB), so long texts are cut to this many chars.
 MAX_ERROR_TEXT = 8192
@@ -196,34 +203,67 @@ def expiration_ms(timeout: float) -> str:
 
 
 def request_properties(
-    *, method: str, reply_queue: str, call_id: int, expiration: str | None
-) -> Properties:
-    """Properties of a request (PROTOCOL.md section 3)."""
+    *, method: str, reply_queue: str, call_id: int, expiration: str | None,
+    deadline_ms: int | None = None,
+) -> Properties:  # fmt: skip
+    """Properties of a request (PROTOCOL.md section 3), with the caller's absolute deadline in
+    Unix milliseconds when given (section 12.1)."""
     return Properties(
-        reply_to=method, correlation_id=reply_queue, message_id=str(call_id), expiration=expiration
+        headers=None if deadline_ms is None else {DEADLINE_HEADER: str(deadline_ms)},
+        reply_to=method,
+        correlation_id=reply_queue,
+        message_id=str(call_id),
+        expiration=expiration,
     )
 
 
 def parse_request(properties: Properties, body: bytes) -> Request:
     """Validate an incoming request's properties.
 
-    Returns the Request. Raises ProtocolViolation when it carries no `correlation_id`: such a
-    request cannot be answered (and would stop a Go server for good: PROTOCOL.md section 3).
+    Returns the Request, with the caller's deadline (Unix seconds) when it sent a well-formed
+    one and whether it carries the reply mark. Raises ProtocolViolation when it carries no
+    `correlation_id`: such a request cannot be answered (and would stop a Go server for good:
+    PROTOCOL.md section 3).
     """
     if not properties.correlation_id:
         raise ProtocolViolation("request has no correlation_id (reply queue): cannot reply")
-    return Request(
+    request = Request(
         method=properties.reply_to,
         reply_queue=properties.correlation_id,
         call_id=properties.message_id,
         body=body,
     )
+    headers = properties.headers
+    if headers:  # Go clients send none
+        request.is_reply = REPLY_MARKER in headers
+        if DEADLINE_HEADER in headers:
+            request.deadline = _deadline(headers[DEADLINE_HEADER])
+            request.bad_deadline = request.deadline is None
+    return request
+
+
+def _deadline(value: object) -> float | None:
+    # A decimal string of Unix milliseconds; anything else is malformed (None).
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_DEADLINE_DIGITS
+        and value.isascii()
+        and value.isdecimal()
+    ):
+        return int(value) / 1000
+    return None
 
 
 def reply_properties(request: Request) -> Properties:
-    """Properties of a success reply: reply_to, correlation_id, message_id copied (section 4)."""
+    """Properties of a success reply: reply_to, correlation_id, message_id copied (section 4),
+    and the reply mark (section 12.2)."""
     return Properties(
-        reply_to=request.method, correlation_id=request.reply_queue, message_id=request.call_id
+        headers={REPLY_MARKER: "1"},
+        reply_to=request.method,
+        correlation_id=request.reply_queue,
+        message_id=request.call_id,
     )
 
 
@@ -246,6 +286,7 @@ def error_reply_properties(request: Request, text: str, error_type: str | None) 
     headers: dict[str, object] = {ERROR_HEADER: text}
     if error_type:
         headers[ERROR_TYPE_HEADER] = _utf8_safe(error_type)
+    headers[REPLY_MARKER] = "1"
     return Properties(
         headers=headers,
         reply_to=request.method,

@@ -237,6 +237,9 @@ class Request:
     reply_queue: str  # correlation_id: never empty (a request without one cannot be answered)
     call_id: str | None  # message_id, copied verbatim into the reply (None when absent)
     body: bytes
+    deadline: float | None = None  # the caller's deadline (Unix seconds), when it sent one
+    bad_deadline: bool = False  # it sent a deadline header that is not Unix milliseconds
+    is_reply: bool = False  # it carries the reply mark: another server's reply, not a request
 
 
 @dataclass(slots=True, kw_only=True)
@@ -247,13 +250,18 @@ class Invoke:
     handler: Handler
     arg: object
     delivery_tag: int
+    stale_after: float | None = None  # Unix time after which it must not start (deadline + skew)
 
 
 class Outcome(NamedTuple):
-    """What a handler did: returned `value`, or raised `error`."""
+    """What a handler did: returned `value`, or raised `error`; or, when `stale` is set, it
+    never started because its caller's deadline had passed (or, `cancelled`, it was stopped
+    at that deadline)."""
 
     value: object = None
     error: Exception | None = None
+    stale: bool = False
+    cancelled: bool = False
 
 
 class Received(NamedTuple):

@@ -49,6 +49,10 @@ class LinkSink(Protocol):
     def closed(self, reason: str) -> None:
         """The channel or its connection closed (not on the codec's own request)."""
 
+    def cancelled(self, consumer_tag: str) -> None:
+        """The broker cancelled one of the link's consumers (basic.cancel): its queue was
+        deleted. The channel stays open."""
+
 
 class NoSink:
     """The sink of a link that no codec has bound yet: logs what arrives, at debug."""
@@ -64,6 +68,10 @@ class NoSink:
     def closed(self, reason: str) -> None:
         """Logs the channel's end."""
         logger.debug("no sink for the channel's end: %s", reason)
+
+    def cancelled(self, consumer_tag: str) -> None:
+        """Logs the cancel."""
+        logger.debug("no sink for the cancel of consumer %s", consumer_tag)
 
 
 class Link(Protocol):

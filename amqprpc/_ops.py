@@ -39,6 +39,7 @@ __all__ = [
     "close_op",
     "consume_op",
     "request_queue_declaration",
+    "resume_op",
     "server_setup_op",
 ]
 
@@ -59,6 +60,13 @@ def server_setup_op(queue: str, *, prefetch: int, no_ack: bool = False) -> Op[An
     yield request_queue_declaration(queue)
     if not no_ack:
         yield Qos(prefetch_count=prefetch)
+
+
+def resume_op(queue: str) -> Op[Any, str]:
+    """The broker cancelled the server's consumer (its queue was deleted): declare the queue
+    again and consume it. Returns the new consumer tag; the channel's prefetch still holds."""
+    yield request_queue_declaration(queue)
+    return (yield from consume_op(queue))
 
 
 def consume_op(queue: str, *, no_ack: bool = False, exclusive: bool = False) -> Op[Any, str]:
@@ -94,16 +102,22 @@ def client_setup_op(reply_queue: str) -> Op[Any, None]:
 
 def call_op(
     proto: ClientProtocol[T], method: str, arg: object, *, now: float,
-    timeout: float | None = None, token: T,
+    timeout: float | None = None, token: T, wall: float | None = None,
+    inherited: float | None = None,
 ) -> Op[T, object]:  # fmt: skip
     """One call: publish the request, wait for its end. Returns the result.
+
+    `wall` (Unix time now) and `inherited` (the served request's deadline, read in the
+    caller's context) are as for `ClientProtocol.start_call`.
 
     A publish that fails ends the call as UNSENT and raises the link's error; any other
     exception thrown in by the pump (a cancelled wait, an interrupt) cancels the call and
     propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
     ConnectionLost, ...).
     """
-    started = proto.start_call(method, arg, now=now, timeout=timeout, token=token)
+    started = proto.start_call(
+        method, arg, now=now, timeout=timeout, token=token, wall=wall, inherited=inherited
+    )
     call_id = started.call_id
     try:
         yield started.publish

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
+from ._deadline import served, serving
 from ._dispatch import NotFound, Registry
 from ._envelope import error_reply_properties, parse_request, reply_properties
 from ._errors import EncodeError, ProtocolViolation, UsageError
@@ -27,6 +29,7 @@ __all__ = [
     "AckMode",
     "DeliveryState",
     "ServerProtocol",
+    "ServerStats",
     "ServerView",
     "call_handler",
     "call_handler_async",
@@ -56,21 +59,57 @@ _TRANSITIONS = {
 }
 
 
-def call_handler(invoke: Invoke) -> Outcome:
-    """Run a plain (sync) handler; safe in any thread. Returns its Outcome, never raises
-    an Exception (BaseExceptions such as KeyboardInterrupt pass through)."""
+DEFAULT_DEADLINE_SKEW = 1.0  # seconds: hosts are assumed to keep their clocks synchronised
+
+_STALE = Outcome(stale=True)
+
+
+def call_handler(invoke: Invoke, clock: Callable[[], float]) -> Outcome:
+    """Run a plain (sync) handler, unless its caller's deadline has passed by `clock()` (Unix
+    time). Safe in any thread. Returns its Outcome, never raises an Exception
+    (BaseExceptions such as KeyboardInterrupt pass through)."""
+    if invoke.stale_after is not None and clock() > invoke.stale_after:
+        return _STALE
+    token = serving(invoke.request.deadline)  # the handler's own calls inherit the deadline
     try:
         return Outcome(value=invoke.handler.func(invoke.arg))
     except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
         return Outcome(error=exc)
+    finally:
+        served(token)
 
 
-async def call_handler_async(invoke: Invoke) -> Outcome:
-    """Run an `async def` handler. Returns its Outcome; never raises an Exception."""
+async def call_handler_async(invoke: Invoke, clock: Callable[[], float]) -> Outcome:
+    """Run an `async def` handler, unless its caller's deadline has passed by `clock()`.
+    Returns its Outcome; never raises an Exception."""
+    if invoke.stale_after is not None and clock() > invoke.stale_after:
+        return _STALE
+    token = serving(invoke.request.deadline)
     try:
         return Outcome(value=await invoke.handler.func(invoke.arg))
     except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
         return Outcome(error=exc)
+    finally:
+        served(token)
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters of requests a server settled without running their handler, or stopped."""
+
+    expired: int = 0  # the caller's deadline had passed before its handler started
+    cancelled: int = 0  # an `async def` handler stopped at its caller's deadline
+    replies: int = 0  # another server's reply (it carries the reply mark) arrived as a request
+    loops: int = 0  # its reply queue is one this server consumes: answering it would loop
+    bad_deadline: int = 0  # a deadline header that is not Unix milliseconds (served anyway)
+    dropped: int = 0  # no reply queue: it cannot be answered
+
+
+def _rate_limited(count: int) -> bool:
+    # Log the 1st, 10th, 100th, ... occurrence: one hostile peer cannot flood the log.
+    while count % 10 == 0:
+        count //= 10
+    return count == 1
 
 
 class ServerProtocol:
@@ -83,13 +122,20 @@ class ServerProtocol:
         formatter: Formatter,
         ack: AckMode = "late",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        queues: Collection[str] = (),
+        deadline_skew: float = DEFAULT_DEADLINE_SKEW,
     ) -> None:
         if ack not in ("late", "early"):
             raise UsageError(f"ack must be 'late' or 'early', not {ack!r}")
+        if not (isinstance(deadline_skew, (int, float)) and deadline_skew >= 0):
+            raise UsageError(f"deadline_skew must be a number of seconds >= 0: {deadline_skew!r}")
         self.registry = registry
         self.formatter = formatter
         self.ack: AckMode = ack
         self.max_body_size = max_body_size
+        self.queues = frozenset(queues)  # the request queues this server consumes
+        self.deadline_skew = float(deadline_skew)
+        self.stats = ServerStats()
         # With ack="late", answers leave their acks (and dropped requests their rejects) here,
         # and `flush_acks` sends them together.
         self._to_ack: list[int] = []
@@ -115,11 +161,13 @@ class ServerProtocol:
         try:
             request = parse_request(delivery.properties, delivery.body)
         except ProtocolViolation as exc:
+            self.stats.dropped += 1
             logger.warning("dropping request (delivery %d): %s", tag, exc)
-            if not early:
-                # Sent with the batched acks, before any multiple ack that would cover it.
-                self._to_reject.append(tag)
-            return Received(actions=early)
+            return self._refuse(tag, early)
+        if request.is_reply or request.reply_queue in self.queues:
+            return self._refuse_loop(tag, request, early)
+        if request.bad_deadline:
+            self.stats.bad_deadline += 1
         self._states[tag] = DeliveryState.RECEIVED
         if len(delivery.body) > self.max_body_size:
             text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
@@ -135,15 +183,61 @@ class ServerProtocol:
             return Received(actions=early + self._answer(tag, request, Outcome(error=exc)))
         self._transition(tag, "invoke")
         invoke = Invoke(request=request, handler=found, arg=arg, delivery_tag=tag)
+        if request.deadline is not None:
+            invoke.stale_after = request.deadline + self.deadline_skew
         return Received(actions=early, invoke=invoke)
 
+    def _refuse(self, tag: int, early: tuple[Action, ...]) -> Received:
+        # Settled without a reply: rejected (dead-lettered where a policy says so), with the
+        # batched acks and before any multiple ack that would cover it; or already acked.
+        if not early:
+            self._to_reject.append(tag)
+        return Received(actions=early)
+
+    def _refuse_loop(self, tag: int, request: Request, early: tuple[Action, ...]) -> Received:
+        # PROTOCOL.md section 12.2: a reply is never run, and never sent into our own queue;
+        # either would let one message run handlers forever.
+        if request.is_reply:
+            self.stats.replies += 1
+            count, what = self.stats.replies, "a reply (it carries amqprpc-reply)"
+        else:
+            self.stats.loops += 1
+            count, what = self.stats.loops, f"its reply queue {request.reply_queue!r} is ours"
+        if _rate_limited(count):
+            logger.warning("not running %s for %s: %s (%d so far)", request.method, what,
+                           "answering it would loop", count)  # fmt: skip
+        return self._refuse(tag, early)
+
     def finish(self, invoke: Invoke, outcome: Outcome) -> tuple[Action, ...]:
-        """A handler ended. Returns the reply to publish, then (ack="late") the ack."""
+        """A handler ended. Returns the reply to publish, then (ack="late") the ack; nothing
+        to publish when it never started because its caller's deadline had passed."""
+        if outcome.stale:
+            return self._stale(invoke, cancelled=outcome.cancelled)
         if outcome.error is not None:
             exc = outcome.error
             logger.info("%s raised %s", invoke.handler.name, type(exc).__name__)
             logger.debug("%s traceback", invoke.handler.name, exc_info=exc)
         return self._answer(invoke.delivery_tag, invoke.request, outcome)
+
+    def _stale(self, invoke: Invoke, *, cancelled: bool) -> tuple[Action, ...]:
+        # The caller's deadline passed: its handler never started, or (cancelled) the adapter
+        # stopped it at `cancel_after`. No reply: the caller has given up (section 12.1).
+        if cancelled:
+            self.stats.cancelled += 1
+        else:
+            self.stats.expired += 1
+        tag = invoke.delivery_tag
+        self._transition(tag, "answer")
+        if self.ack == "late":
+            self._to_ack.append(tag)
+        return ()
+
+    def cancel_after(self, invoke: Invoke, now: float) -> float | None:
+        """Seconds from `now` (Unix time) after which a running `async def` handler is past
+        its caller's deadline (0 when it already is), or None when its caller sent none."""
+        if invoke.stale_after is None:
+            return None
+        return max(0.0, invoke.stale_after - now)
 
     def _answer(self, tag: int, request: Request, outcome: Outcome) -> tuple[Action, ...]:
         if outcome.error is not None:
@@ -251,3 +345,8 @@ class ServerView:
     def in_flight(self) -> int:
         """Requests received and not yet answered."""
         return self._proto.in_flight
+
+    @property
+    def stats(self) -> ServerStats:
+        """Requests settled without running their handler (expired, loops, replies, ...)."""
+        return self._proto.stats

@@ -21,6 +21,7 @@ The adapters in `amqprpc.sync` (pika) and `amqprpc.aio` (aioamqp) are complete e
 from __future__ import annotations
 
 from ._client import DEFAULT_TIMEOUT, ClientProtocol, client_protocol, reply_queue_name
+from ._deadline import request_deadline
 from ._dispatch import Handler, NotFound, Registry
 from ._envelope import Properties, checked_properties, lenient_properties, read_properties
 from ._events import (
@@ -76,15 +77,18 @@ from ._ops import (
 )
 from ._pending import CallState, PendingStats, PendingTable
 from ._server import (
+    DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
     AckMode,
     DeliveryState,
     ServerProtocol,
+    ServerStats,
     call_handler,
     call_handler_async,
 )
 
 __all__ = [
+    "DEFAULT_DEADLINE_SKEW",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TIMEOUT",
     "IGNORED",
@@ -129,6 +133,7 @@ __all__ = [
     "Request",
     "Returned",
     "ServerProtocol",
+    "ServerStats",
     "WaitFor",
     "advance",
     "advance_async",
@@ -147,6 +152,7 @@ __all__ = [
     "no_wait",
     "read_properties",
     "reply_queue_name",
+    "request_deadline",
     "request_queue_declaration",
     "run",
     "run_async",

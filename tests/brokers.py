@@ -243,6 +243,18 @@ class PrivateBroker:
                 self._kill()
         self._reap()
 
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """Run `rabbitmqctl -n NODE ARGS...` against this node (~1 s). Returns its output.
+
+        Raises subprocess.CalledProcessError when it fails.
+        """
+        done = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self._env(), cwd=self.dir, stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=timeout, check=True, text=True,
+        )  # fmt: skip
+        return done.stdout
+
     def restart(self) -> None:
         """Stop, then start: a broker restart (non-durable queues vanish)."""
         self.stop()

@@ -116,8 +116,12 @@ class AioLink:
         async def returned(channel: Any, body: bytes, envelope: Any, props: Any) -> None:
             sink[0]._returned(body, envelope, props)
 
+        async def cancelled(channel: Any, consumer_tag: str) -> None:
+            sink[0]._cancelled(consumer_tag)
+
         with map_exceptions("opening a channel"):
             channel = await protocol.channel(return_callback=returned)
+            channel.add_cancellation_callback(cancelled)
         link = cls(channel, FrameWriter(protocol, channel) if usable else None, reader)
         sink.append(link)
         return link
@@ -272,6 +276,11 @@ class AioLink:
             redelivered=bool(envelope.is_redeliver),
         )
         self._sink.delivered(delivery)
+
+    def _cancelled(self, consumer_tag: str) -> None:
+        if self._reader is not None:
+            self._reader.forget(self.channel.channel_id, consumer_tag)
+        self._sink.cancelled(consumer_tag)
 
     def _returned(self, body: bytes, envelope: Any, props: Any) -> None:
         returned = Returned(

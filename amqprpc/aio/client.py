@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from types import TracebackType
 from typing import Any
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, client_protocol
+from .._deadline import request_deadline
 from .._errors import ConnectionLost
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike
@@ -39,6 +41,7 @@ class AsyncClientCodec(ClientView):
         self._loop = asyncio.get_running_loop()
         self._timer: Any = None
         self._closing = False
+        self._setup: asyncio.Task[None] | None = None  # setting up a new reply queue
         link.bind(self)
 
     def client(self, service: str) -> ServiceProxy[Any, Any]:
@@ -53,8 +56,13 @@ class AsyncClientCodec(ClientView):
         """
         if self._closing or not self._link.is_open:
             raise ConnectionLost(f"{method}: the client codec is closed")
+        if self._setup is not None:  # the reply queue was deleted: its successor first
+            await asyncio.shield(self._setup)
         future: _Future = self._loop.create_future()
-        op = call_op(self._proto, method, arg, now=self._link.now(), timeout=timeout, token=future)
+        op = call_op(
+            self._proto, method, arg, now=self._link.now(), timeout=timeout, token=future,
+            wall=time.time(), inherited=request_deadline(),
+        )  # fmt: skip
         return await run_async(op, self._link, self._wait)
 
     def _call_positional(self, method: str, arg: object, timeout: float | None) -> Any:
@@ -116,6 +124,18 @@ class AsyncClientCodec(ClientView):
         if not self._closing:
             logger.warning("client channel for %r closed; failing pending calls", self.queue)
             self._settle_all(self._proto.fail_all(reason))
+
+    def cancelled(self, consumer_tag: str) -> None:
+        """The reply queue was deleted: every call in flight ends with ConnectionLost, and a
+        new reply queue is set up before the next call is published."""
+        self._settle_all(self._proto.reply_queue_gone(uuid.uuid4().hex))
+        self._setup = self._loop.create_task(self._set_up(self._proto.reply_queue))
+
+    async def _set_up(self, reply_queue: str) -> None:
+        try:
+            await run_async(client_setup_op(reply_queue), self._link, no_wait)
+        finally:
+            self._setup = None
 
     @staticmethod
     def _settle_all(dones: list[CallDone[_Future]]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -18,15 +19,16 @@ from .._dispatch import Registry
 from .._errors import RPCError, UsageError
 from .._events import Action, Delivery, Invoke, Returned
 from .._formatters import FormatterLike, as_formatter
+from .._handlers import run_async_handler
 from .._link import AsyncLink, no_wait, run_async
-from .._ops import cancel_consume_op, close_op, consume_op, server_setup_op
+from .._ops import cancel_consume_op, close_op, consume_op, resume_op, server_setup_op
 from .._server import (
+    DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
     AckMode,
     ServerProtocol,
     ServerView,
     call_handler,
-    call_handler_async,
 )
 from ._link import open_link
 
@@ -49,6 +51,7 @@ class AsyncServerCodec(ServerView):
         executor: Executor | None,
         max_workers: int | None,
         grace: float,
+        cancel_on_deadline: bool = False,
     ) -> None:
         self._link = link
         self._proto = proto
@@ -58,6 +61,7 @@ class AsyncServerCodec(ServerView):
             max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
         )
         self._grace = grace
+        self._cancel = cancel_on_deadline
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consuming: asyncio.Task[None] | None = None
@@ -152,12 +156,30 @@ class AsyncServerCodec(ServerView):
         if not self._closing:
             logger.error("server channel for %r closed; no longer serving", self._queue)
 
+    def cancelled(self, consumer_tag: str) -> None:
+        """The broker cancelled our consumer (the queue was deleted): declare the queue again
+        and go on consuming."""
+        if consumer_tag != self._consumer_tag or self._closing:
+            return
+        logger.warning("queue %r was deleted; declaring it again and consuming", self._queue)
+        self._consumer_tag = None
+        self._consuming = self._loop.create_task(self._resume())
+
+    async def _resume(self) -> None:
+        try:
+            self._consumer_tag = await run_async(resume_op(self._queue), self._link, no_wait)
+        except RPCError as exc:
+            logger.error("could not consume %r again: %s; no longer serving", self._queue, exc)
+            await run_async(close_op(), self._link, no_wait)
+
     async def _handle(self, invoke: Invoke) -> None:
         try:
             if invoke.handler.is_async:
-                outcome = await call_handler_async(invoke)
+                outcome = await run_async_handler(invoke, self._proto, cancel=self._cancel)
             else:
-                outcome = await self._loop.run_in_executor(self._executor, call_handler, invoke)
+                outcome = await self._loop.run_in_executor(
+                    self._executor, call_handler, invoke, time.time
+                )
             await self._perform(self._proto.finish(invoke, outcome))
         except RPCError as exc:  # the channel went away: the broker requeues unacked requests
             logger.warning("could not answer a request: %s", exc)
@@ -195,6 +217,8 @@ async def server_codec(
     grace: float = 10.0,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     registry: Registry | None = None,
+    deadline_skew: float = DEFAULT_DEADLINE_SKEW,
+    cancel_on_deadline: bool = False,
 ) -> AsyncServerCodec:
     """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`).
 
@@ -202,8 +226,10 @@ async def server_codec(
     servers can share it. `max_concurrency` bounds requests in progress (basic.qos prefetch);
     `ack="late"` (default) acks each request after its reply is published, `"early"` on
     receipt, as go-amqprpc does. Plain handlers run in `executor` (default: a thread pool of
-    `max_workers`). Raises UsageError for bad options, ConnectionLost or BrokerError (e.g.
-    406 when the queue exists with other flags).
+    `max_workers`). A request whose caller's deadline (sent by Python clients) has passed by
+    more than `deadline_skew` seconds is not started; with `cancel_on_deadline`, an `async def`
+    handler still running then is cancelled. Raises UsageError for bad options,
+    ConnectionLost or BrokerError (e.g. 406 when the queue exists with other flags).
     """
     if not 1 <= max_concurrency <= 65535:
         raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
@@ -212,6 +238,8 @@ async def server_codec(
         formatter=as_formatter(formatter),
         ack=ack,
         max_body_size=max_body_size,
+        queues=(queue,),
+        deadline_skew=deadline_skew,
     )
     link = await open_link(protocol)
     try:
@@ -220,5 +248,6 @@ async def server_codec(
         await run_async(close_op(), link, no_wait)
         raise
     return AsyncServerCodec(
-        link, proto, queue=queue, executor=executor, max_workers=max_workers, grace=grace
-    )
+        link, proto, queue=queue, executor=executor, max_workers=max_workers, grace=grace,
+        cancel_on_deadline=cancel_on_deadline,
+    )  # fmt: skip

@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,9 @@ __all__ = ["Call", "Future", "IoThread", "Submitted", "settle_future"]
 logger = logging.getLogger(__name__)
 
 Future = concurrent.futures.Future[Any]
-Submitted = tuple[str, object, "float | None", float, Future]  # method, arg, timeout, when
+# method, arg, timeout, when (the link's clock), its future, when (Unix time), the deadline
+# it inherits from a request being served (read on the caller's thread: `request_deadline`)
+Submitted = tuple[str, object, "float | None", float, Future, float, "float | None"]
 
 
 class Call:
@@ -66,6 +69,7 @@ class IoThread:
         self._started = False
         self._dead = False
         self._stopping = False
+        self._setup_due = False  # the reply queue was deleted: calls wait for its successor
 
     @property
     def alive(self) -> bool:
@@ -121,6 +125,10 @@ class IoThread:
             while not self._stopping:
                 link.process(self._proto.time_left(link.now()))
                 self._settle(self._proto.expire(link.now()))
+                if self._setup_due:
+                    run(client_setup_op(self._proto.reply_queue), link, no_wait)
+                    self._setup_due = False
+                    self._on_wake()  # what was held meanwhile goes out
         except RPCError as exc:
             reason = str(exc)
             logger.warning("client connection for %r lost: %s", self._proto.request_queue, exc)
@@ -198,17 +206,20 @@ class IoThread:
             submitted = list(self._inbox)
             self._inbox.clear()
         link = self._link
-        for method, arg, timeout, now, future in submitted:
+        for method, arg, timeout, now, future, wall, inherited in submitted:
             if future.cancelled():
                 continue  # cancelled before it was started
             call = Call(future)
-            call.op = call_op(self._proto, method, arg, now=now, timeout=timeout, token=call)
+            call.op = call_op(
+                self._proto, method, arg, now=now, timeout=timeout, token=call, wall=wall,
+                inherited=inherited,
+            )  # fmt: skip
             try:
                 call.step = next(call.op)
             except RPCError as exc:  # a bad argument: nothing was sent
                 settle_future(future, error=exc)
                 continue
-            if link is None:
+            if link is None or self._setup_due:
                 self._held.append(call)
             else:
                 self._send(call, link)
@@ -264,6 +275,11 @@ class IoThread:
         with self._lock:
             self._dead = True  # from now on, calls go to the next connection's thread
         self._settle(self._proto.fail_all(reason))
+
+    def cancelled(self, consumer_tag: str) -> None:
+        # The reply queue was deleted: calls in flight fail; new ones wait for its successor.
+        self._settle(self._proto.reply_queue_gone(uuid.uuid4().hex))
+        self._setup_due = True
 
 
 def settle_future(

@@ -143,6 +143,7 @@ class PikaLink:
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
+            self.channel.add_on_cancel_callback(self._cancelled)
         # Publishes, acks and rejects go out with the next round of I/O (`process`), which
         # every codec runs next: one write for a batch, not one each.
         self._writer = FrameWriter(connection, self.channel) if usable else None
@@ -279,6 +280,10 @@ class PikaLink:
             redelivered=bool(method.redelivered),
         )
         self._sink.delivered(delivery)
+
+    def _cancelled(self, frame: Any) -> None:
+        # Called inside pika's I/O: the sink only takes note; `process` returns soon after.
+        self._sink.cancelled(frame.method.consumer_tag)
 
     def _returned(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         returned = Returned(

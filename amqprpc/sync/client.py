@@ -13,10 +13,13 @@ this module waits where the core says (`ClientProtocol.time_left`).
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from types import TracebackType
 from typing import Any, Protocol, overload
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView
+from .._deadline import request_deadline
 from .._errors import ConnectionLost, UsageError
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike
@@ -38,6 +41,7 @@ class ClientCodec(ClientView):
         self._proto = proto
         self._owner = threading.get_ident()
         self._closed = False
+        self._setup_due = False  # the reply queue was deleted: set up its successor first
         link.bind(self)
 
     def client(self, service: str) -> ServiceProxy[Any, Any]:
@@ -53,7 +57,13 @@ class ClientCodec(ClientView):
         self._check_thread()
         if self._closed or not self._link.is_open:
             raise ConnectionLost(f"{method}: the client codec is closed")
-        op = call_op(self._proto, method, arg, now=self._link.now(), timeout=timeout, token=Slot())
+        if self._setup_due:
+            run(client_setup_op(self._proto.reply_queue), self._link, no_wait)
+            self._setup_due = False
+        op = call_op(
+            self._proto, method, arg, now=self._link.now(), timeout=timeout, token=Slot(),
+            wall=time.time(), inherited=request_deadline(),
+        )  # fmt: skip
         return run(op, self._link, self._wait)
 
     def _call_positional(self, method: str, arg: object, timeout: float | None) -> Any:
@@ -113,6 +123,13 @@ class ClientCodec(ClientView):
         self._closed = True
         for done in self._proto.fail_all(reason):
             done.token.done = done
+
+    def cancelled(self, consumer_tag: str) -> None:
+        """The reply queue was deleted: calls in flight end with ConnectionLost, and the next
+        call sets up a new reply queue first."""
+        for done in self._proto.reply_queue_gone(uuid.uuid4().hex):
+            done.token.done = done
+        self._setup_due = True
 
 
 class _BlockingConnection(Protocol):

@@ -15,6 +15,7 @@ import functools
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
@@ -23,15 +24,16 @@ from .._dispatch import Registry
 from .._errors import ConnectionLost, RPCError, UsageError
 from .._events import Action, Delivery, Invoke, Outcome, Returned
 from .._formatters import FormatterLike, as_formatter
+from .._handlers import run_async_handler
 from .._link import Link, no_wait, run
-from .._ops import cancel_consume_op, close_op, consume_op, server_setup_op
+from .._ops import cancel_consume_op, close_op, consume_op, resume_op, server_setup_op
 from .._server import (
+    DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
     AckMode,
     ServerProtocol,
     ServerView,
     call_handler,
-    call_handler_async,
 )
 from ._link import link_for
 
@@ -54,11 +56,13 @@ class ServerCodec(ServerView):
         max_workers: int | None,
         grace: float,
         owned: bool,
+        cancel_on_deadline: bool = False,
     ) -> None:
         self._link = link
         self._proto = proto
         self._queue = queue
         self._grace = grace
+        self._cancel = cancel_on_deadline
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
         )
@@ -72,6 +76,7 @@ class ServerCodec(ServerView):
         # thread-safe); a connection the codec opened may be served from any one thread.
         self._owner = None if owned else threading.get_ident()
         self._consumer_tag: str | None = None
+        self._resume_due = False  # the broker cancelled our consumer: consume again
         link.bind(self)
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
@@ -117,6 +122,9 @@ class ServerCodec(ServerView):
             while not self._stop.is_set():
                 self._link.process(None)  # stop() and answers wake it
                 self._send_acks()
+                if self._resume_due:
+                    self._resume_due = False
+                    self._consumer_tag = run(resume_op(self._queue), self._link, no_wait)
             self._drain()
         except ConnectionLost:
             logger.error("server connection for %r lost; no longer serving", self._queue)
@@ -181,10 +189,10 @@ class ServerCodec(ServerView):
             self._event_loop()
             assert self._aloop is not None
             asyncio.run_coroutine_threadsafe(
-                call_handler_async(invoke), self._aloop
+                run_async_handler(invoke, self._proto, cancel=self._cancel), self._aloop
             ).add_done_callback(done)
         else:
-            self._executor.submit(call_handler, invoke).add_done_callback(done)
+            self._executor.submit(call_handler, invoke, time.time).add_done_callback(done)
 
     def returned(self, returned: Returned) -> None:
         """Replies are not mandatory, so nothing comes back; logged if it does."""
@@ -193,6 +201,14 @@ class ServerCodec(ServerView):
     def closed(self, reason: str) -> None:
         """The channel went away; `serve_forever` raises ConnectionLost (the link's)."""
         logger.debug("server channel for %r closed: %s", self._queue, reason)
+
+    def cancelled(self, consumer_tag: str) -> None:
+        """The broker cancelled our consumer (the queue was deleted): `serve_forever`
+        declares the queue again and goes on consuming."""
+        if consumer_tag == self._consumer_tag and not self._stop.is_set():
+            logger.warning("queue %r was deleted; declaring it again and consuming", self._queue)
+            self._consumer_tag = None
+            self._resume_due = True
 
     def _finish(self, invoke: Invoke, outcome: Outcome) -> None:
         self._perform(self._proto.finish(invoke, outcome))
@@ -251,14 +267,16 @@ def server_codec(
     grace: float = 10.0,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     registry: Registry | None = None,
+    deadline_skew: float = DEFAULT_DEADLINE_SKEW,
+    cancel_on_deadline: bool = False,
 ) -> ServerCodec:
     """A sync server codec for request queue `queue`.
 
     `connection` is a pika `BlockingConnection` (serve from the thread that made it) or a URL
     / pika parameters (the codec opens and closes its own connection). Declares the queue as Go
     peers do. `max_concurrency` bounds requests in progress (basic.qos prefetch); handlers run
-    on a pool of `max_workers` threads; `ack` as for the async server. Raises UsageError,
-    ConnectionLost or BrokerError.
+    on a pool of `max_workers` threads; `ack`, `deadline_skew` and `cancel_on_deadline` as for
+    the async server. Raises UsageError, ConnectionLost or BrokerError.
     """
     if not 1 <= max_concurrency <= 65535:
         raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
@@ -267,6 +285,8 @@ def server_codec(
         formatter=as_formatter(formatter),
         ack=ack,
         max_body_size=max_body_size,
+        queues=(queue,),
+        deadline_skew=deadline_skew,
     )
     link, owned = link_for(connection)
     try:
@@ -274,4 +294,7 @@ def server_codec(
     except BaseException:
         run(close_op(), link, no_wait)
         raise
-    return ServerCodec(link, proto, queue=queue, max_workers=max_workers, grace=grace, owned=owned)
+    return ServerCodec(
+        link, proto, queue=queue, max_workers=max_workers, grace=grace, owned=owned,
+        cancel_on_deadline=cancel_on_deadline,
+    )  # fmt: skip

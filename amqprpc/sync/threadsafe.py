@@ -14,11 +14,13 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
+import time
 import uuid
 from types import TracebackType
 from typing import Any
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, client_protocol
+from .._deadline import request_deadline
 from .._errors import ConnectionLost, RPCError, UsageError
 from .._formatters import FormatterLike
 from .._link import Connector
@@ -96,7 +98,8 @@ class ThreadSafeClientCodec(ClientView):
         """Start a call and return a `concurrent.futures.Future` of its result. Thread-safe."""
         future: Future = concurrent.futures.Future()
         # The call's time starts here: connecting, when it must, is part of it.
-        self._submit([(method, arg, timeout, self._connector.now(), future)])
+        now, wall, inherited = self._connector.now(), time.time(), request_deadline()
+        self._submit([(method, arg, timeout, now, future, wall, inherited)])
         return future
 
     def _submit(self, calls: list[Submitted]) -> None:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from amqprpc import Json, Registry
 from amqprpc._server import call_handler
 from amqprpc.protocol import Ack, Delivery, Properties, Publish, Reject, ServerProtocol
+from tests.core.helpers import wall_clock
 
 
 class Test:
@@ -77,19 +78,19 @@ def test_late_acks_wait_for_the_reply_and_batch_below_the_oldest() -> None:
         assert received.actions == ()  # nothing is acked before its reply
         invokes[tag] = received.invoke
     assert proto.flush_acks() == ()
-    actions = proto.finish(invokes[2], call_handler(invokes[2]))
+    actions = proto.finish(invokes[2], call_handler(invokes[2], wall_clock))
     assert [type(a) for a in actions] == [Publish]  # the ack is owed, not sent yet
     assert proto.flush_acks() == (Ack(delivery_tag=2),)  # 1 is still running: single ack
-    proto.finish(invokes[1], call_handler(invokes[1]))
+    proto.finish(invokes[1], call_handler(invokes[1], wall_clock))
     assert proto.flush_acks() == (Ack(delivery_tag=1),)  # one owed: a single ack
-    proto.finish(invokes[3], call_handler(invokes[3]))
+    proto.finish(invokes[3], call_handler(invokes[3], wall_clock))
     assert proto.flush_acks() == (Ack(delivery_tag=3),)
     broker = Broker()
     for tag in (4, 5, 6):
         broker.deliver(tag)
         invokes[tag] = proto.receive(request(tag)).invoke
     for tag in (5, 4):
-        proto.finish(invokes[tag], call_handler(invokes[tag]))
+        proto.finish(invokes[tag], call_handler(invokes[tag], wall_clock))
     assert proto.flush_acks() == (Ack(delivery_tag=5, multiple=True),)  # both below 6
 
 
@@ -141,7 +142,7 @@ def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
         elif step == "answer":
             tag = data.draw(st.sampled_from(sorted(running)))
             invoke = running.pop(tag)
-            proto.finish(invoke, call_handler(invoke))  # type: ignore[arg-type]
+            proto.finish(invoke, call_handler(invoke, wall_clock))  # type: ignore[arg-type]
             replied.add(tag)
         else:
             for ack_action in proto.flush_acks():
@@ -149,7 +150,7 @@ def test_any_order_of_answers_acks_each_delivery_once_after_its_reply(
             if ack == "late":
                 assert set(broker.acked) <= replied  # never acked before its reply
     for _tag, invoke in sorted(running.items()):
-        proto.finish(invoke, call_handler(invoke))  # type: ignore[arg-type]
+        proto.finish(invoke, call_handler(invoke, wall_clock))  # type: ignore[arg-type]
     for ack_action in proto.flush_acks():
         broker.apply(ack_action)
     assert broker.outstanding == set()

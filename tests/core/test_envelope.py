@@ -11,6 +11,7 @@ from amqprpc._envelope import (
     ERROR_HEADER,
     ERROR_TYPE_HEADER,
     MAX_ERROR_TEXT,
+    REPLY_MARKER,
     ReplyInfo,
     checked_properties,
     error_reply_properties,
@@ -72,8 +73,9 @@ def test_a_request_needs_a_reply_queue():
 def test_reply_properties_copy_verbatim():
     request = Request(method="Test.Mul", reply_queue=QUEUE, call_id="abc", body=b"")
     assert reply_properties(request) == Properties(
-        reply_to="Test.Mul", correlation_id=QUEUE, message_id="abc"
-    )
+        headers={"amqprpc-reply": "1"}, reply_to="Test.Mul", correlation_id=QUEUE,
+        message_id="abc",
+    )  # fmt: skip
 
 
 def test_reply_properties_keep_absent_fields_absent():
@@ -81,7 +83,7 @@ def test_reply_properties_keep_absent_fields_absent():
     properties = reply_properties(request)
     assert properties.reply_to is None
     assert properties.message_id is None
-    assert properties.headers is None
+    assert properties.headers == {REPLY_MARKER: "1"}  # the mark only (PROTOCOL.md 12.2)
 
 
 @pytest.mark.parametrize(
@@ -151,7 +153,11 @@ def test_error_header_of_wrong_type_is_reported_not_raised(value):
 def test_error_reply_properties():
     properties = error_reply_properties(REQUEST, "divide by zero", "ZeroDivisionError")
     assert properties == Properties(
-        headers={ERROR_HEADER: "divide by zero", ERROR_TYPE_HEADER: "ZeroDivisionError"},
+        headers={
+            ERROR_HEADER: "divide by zero",
+            ERROR_TYPE_HEADER: "ZeroDivisionError",
+            REPLY_MARKER: "1",
+        },
         reply_to="Test.Div",
         correlation_id=QUEUE,
         message_id="4",
@@ -193,12 +199,13 @@ def test_error_text_with_lone_surrogates_stays_sendable():
     assert decoded.headers == {
         ERROR_HEADER: "no such file: b?.txt",
         ERROR_TYPE_HEADER: "FileNotFoundError",
+        REPLY_MARKER: "1",
     }
 
 
-def test_error_reply_without_type_has_one_header():
+def test_error_reply_without_type_has_the_error_and_the_mark():
     headers = error_reply_properties(REQUEST, "boom", None).headers
-    assert headers == {ERROR_HEADER: "boom"}
+    assert headers == {ERROR_HEADER: "boom", REPLY_MARKER: "1"}
 
 
 # -- Properties -----------------------------------------------------------------------------

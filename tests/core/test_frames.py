@@ -53,11 +53,24 @@ def test_request_vector_decodes():
 
 
 def test_error_reply_vector_encodes_byte_for_byte():
-    request = Request(method="Test.Div", reply_queue=GO_QUEUE, call_id="4", body=b"\x80")
-    properties = error_reply_properties(request, "divide by zero", None)
+    properties = Properties(
+        headers={"error": "divide by zero"}, correlation_id=GO_QUEUE, reply_to="Test.Div",
+        message_id="4",
+    )  # fmt: skip
     payload = encode_content_header(properties, 1)
     assert payload == ERROR_REPLY_VECTOR
     assert _flags(payload) == 0x2680
+
+
+def test_python_error_reply_is_the_go_vector_plus_the_reply_mark():
+    request = Request(method="Test.Div", reply_queue=GO_QUEUE, call_id="4", body=b"\x80")
+    payload = encode_content_header(error_reply_properties(request, "divide by zero", None), 1)
+    assert _flags(payload) == 0x2680
+    _, decoded = decode_content_header(payload)
+    _, vector = decode_content_header(ERROR_REPLY_VECTOR)
+    assert decoded.headers == {**(vector.headers or {}), "amqprpc-reply": "1"}
+    decoded.headers = vector.headers
+    assert decoded == vector
 
 
 def test_error_reply_vector_decodes():
@@ -71,20 +84,24 @@ def test_error_reply_vector_decodes():
     )
 
 
-def test_success_reply_has_request_flags_and_copies_fields():
+def test_success_reply_has_request_flags_plus_the_mark_and_copies_fields():
     request = Request(method="Test.Mul", reply_queue=GO_QUEUE, call_id="0", body=b"")
     payload = encode_content_header(reply_properties(request), 9)
-    assert _flags(payload) == 0x0680
-    assert payload[14:] == REQUEST_VECTOR[14:]  # same three properties, same order
+    assert _flags(payload) == 0x0680 | 0x2000  # a Go reply's flags, and headers for the mark
+    table = encode_field_table({"amqprpc-reply": "1"})
+    assert payload[14 : 14 + len(table)] == table
+    assert payload[14 + len(table) :] == REQUEST_VECTOR[14:]  # same three properties, in order
 
 
-def test_python_error_reply_adds_only_error_type():
+def test_python_error_reply_adds_only_error_type_and_the_mark():
     request = Request(method="Test.Div", reply_queue=GO_QUEUE, call_id="4", body=b"")
     properties = error_reply_properties(request, "divide by zero", "ZeroDivisionError")
     payload = encode_content_header(properties, 1)
     assert _flags(payload) == 0x2680
     _, decoded = decode_content_header(payload)
-    assert decoded.headers == {"error": "divide by zero", "error_type": "ZeroDivisionError"}
+    assert decoded.headers == {
+        "error": "divide by zero", "error_type": "ZeroDivisionError", "amqprpc-reply": "1"
+    }  # fmt: skip
     table = encode_field_table(decoded.headers)
     assert table[4:].startswith(ERROR_TABLE_VECTOR[4:])  # the Go entry first, unchanged
 

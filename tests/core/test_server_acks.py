@@ -8,6 +8,7 @@ import pytest
 from amqprpc import UsageError
 from amqprpc._server import DeliveryState
 from amqprpc.protocol import Ack, Properties, Publish, Reject, call_handler
+from tests.core.helpers import wall_clock
 
 from .helpers import REPLY_QUEUE, LoopbackPair
 from .server_helpers import make_registry, request, server
@@ -26,13 +27,16 @@ def test_late_ack_comes_after_the_reply_and_after_the_handler():
     assert invoke.handler.name == "Test.Mul"
     assert proto.in_flight == 1
     assert proto.states() == {5: DeliveryState.INVOKING}
-    actions = proto.finish(invoke, call_handler(invoke))
+    actions = proto.finish(invoke, call_handler(invoke, wall_clock))
     assert [type(a) for a in actions] == [Publish, Ack]
     reply, ack = actions
     assert ack == Ack(delivery_tag=5)
     assert reply == Publish(
         routing_key=REPLY_QUEUE,
-        properties=Properties(reply_to="Test.Mul", correlation_id=REPLY_QUEUE, message_id="0"),
+        properties=Properties(
+            headers={"amqprpc-reply": "1"}, reply_to="Test.Mul", correlation_id=REPLY_QUEUE,
+            message_id="0",
+        ),
         body=b"42",
     )
     assert proto.in_flight == 0
@@ -44,7 +48,7 @@ def test_early_ack_on_receipt_and_reply_alone():
     received = proto.receive(request(b'{"A":6,"B":7}', method="Test.Mul", tag=9))
     assert received.actions == (Ack(delivery_tag=9),)
     assert received.invoke is not None
-    actions = proto.finish(received.invoke, call_handler(received.invoke))
+    actions = proto.finish(received.invoke, call_handler(received.invoke, wall_clock))
     assert [type(a) for a in actions] == [Publish]
     assert actions[0].body == b"42"
 
@@ -77,7 +81,7 @@ def test_request_without_correlation_id_is_rejected_and_server_carries_on(reply_
     assert proto.in_flight == 0
     after = proto.receive(request(b'"still here"', tag=2))
     assert after.invoke is not None
-    actions = proto.finish(after.invoke, call_handler(after.invoke))
+    actions = proto.finish(after.invoke, call_handler(after.invoke, wall_clock))
     assert actions[0].body == b'"still here"'
     assert actions[1] == Ack(delivery_tag=2)
 

@@ -8,6 +8,7 @@ import pytest
 from amqprpc import Json, MsgPack
 from amqprpc._server import DeliveryState
 from amqprpc.protocol import Ack, Outcome, Publish, call_handler
+from tests.core.helpers import wall_clock
 
 from .helpers import REPLY_QUEUE, LoopbackPair, run_invoke
 from .server_helpers import AckingServer, error_of, make_registry, request, server
@@ -24,7 +25,9 @@ def test_missing_reply_to_gives_ill_formed_error(method):
     assert isinstance(reply, Publish)
     assert error_of(reply) == ("rpc: service/method request ill-formed: ", None)
     assert reply.properties.reply_to == method
-    assert reply.properties.headers == {"error": "rpc: service/method request ill-formed: "}
+    assert reply.properties.headers == {
+        "error": "rpc: service/method request ill-formed: ", "amqprpc-reply": "1"
+    }  # fmt: skip
     assert reply.body == b"{}"
     assert ack == Ack(delivery_tag=1)
 
@@ -53,7 +56,7 @@ def test_missing_message_id_still_gets_a_reply_without_one():
     (reply,) = pair.server.finish(received.invoke, run_invoke(received.invoke))
     assert reply.properties.message_id is None
     assert reply.body == b"7"
-    assert reply.properties.headers is None
+    assert reply.properties.headers == {"amqprpc-reply": "1"}
 
 
 def test_message_id_is_copied_verbatim():
@@ -69,10 +72,12 @@ def test_handler_exception_becomes_error_reply(formatter, body):
     proto = server(formatter)
     received = proto.receive(request(formatter.pack("bad input"), method="Test.Fail"))
     assert received.invoke is not None
-    outcome = call_handler(received.invoke)
+    outcome = call_handler(received.invoke, wall_clock)
     assert isinstance(outcome.error, ValueError)
     reply, ack = proto.finish(received.invoke, outcome)
-    assert reply.properties.headers == {"error": "bad input", "error_type": "ValueError"}
+    assert reply.properties.headers == {
+        "error": "bad input", "error_type": "ValueError", "amqprpc-reply": "1"
+    }  # fmt: skip
     assert reply.body == body
     assert reply.routing_key == REPLY_QUEUE
     assert reply.properties.message_id == "0"
@@ -95,7 +100,7 @@ def test_unencodable_result_gives_error_reply():
     proto = server(Json())
     received = proto.receive(request(method="Test.Nan"))
     assert received.invoke is not None
-    reply, ack = proto.finish(received.invoke, call_handler(received.invoke))
+    reply, ack = proto.finish(received.invoke, call_handler(received.invoke, wall_clock))
     error, error_type = error_of(reply)
     assert isinstance(error, str)
     assert error.startswith("amqprpc: cannot encode result:")
@@ -152,7 +157,7 @@ def test_error_body_is_empty_when_formatter_cannot_encode_empty_map():
     proto = AckingServer(registry=make_registry(), formatter=NoMaps())
     received = proto.receive(request(b"x", method="Test.Fail"))
     assert received.invoke is not None
-    reply, _ = proto.finish(received.invoke, call_handler(received.invoke))
+    reply, _ = proto.finish(received.invoke, call_handler(received.invoke, wall_clock))
     assert reply.body == b""
     assert error_of(reply) == ("x", "ValueError")
 
@@ -165,6 +170,6 @@ def test_many_deliveries_in_flight_are_tracked_separately():
         assert received.invoke is not None
         invokes.append(received.invoke)
     assert proto.states() == dict.fromkeys((1, 2, 3), DeliveryState.INVOKING)
-    reply, ack = proto.finish(invokes[1], call_handler(invokes[1]))  # out of order
+    reply, ack = proto.finish(invokes[1], call_handler(invokes[1], wall_clock))  # out of order
     assert (reply.body, ack) == (b"2", Ack(delivery_tag=2))
     assert set(proto.states()) == {1, 3}

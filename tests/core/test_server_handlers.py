@@ -7,6 +7,7 @@ import pytest
 from amqprpc import Json, MsgPack, Registry
 from amqprpc._frames import decode_content_header, encode_content_header
 from amqprpc.protocol import Delivery, Invoke, Outcome, ServerProtocol, call_handler
+from tests.core.helpers import wall_clock
 
 from .helpers import LoopbackPair, run_coroutine
 from .server_helpers import error_of, make_registry, request, server
@@ -48,7 +49,7 @@ def test_call_handler_lets_base_exceptions_through():
     )
     assert isinstance(received.invoke, Invoke)
     with pytest.raises(KeyboardInterrupt):
-        call_handler(received.invoke)
+        call_handler(received.invoke, wall_clock)
 
 
 def test_run_coroutine_helper_refuses_a_suspending_handler():
@@ -74,10 +75,13 @@ def test_go_request_vector_is_served_and_reply_mirrors_it():
     received = proto.receive(Delivery(properties=properties, body=GO_MUL_ARGS, delivery_tag=1))
     assert received.invoke is not None
     assert received.invoke.arg == {"A": 6, "B": 7}
-    reply, _ = proto.finish(received.invoke, call_handler(received.invoke))
+    reply, _ = proto.finish(received.invoke, call_handler(received.invoke, wall_clock))
     assert reply.body == b"\x2a"
     assert reply.routing_key == "amq.gen-GvLZpdhsZX9O7gCg8GxTQg"
-    # Same properties as the request, so the same content-header bytes after the body size.
+    # Same properties as the request, plus the reply mark (PROTOCOL.md 12.2): without it, the
+    # same content-header bytes after the body size.
+    assert reply.properties.headers == {"amqprpc-reply": "1"}
+    reply.properties.headers = None
     assert encode_content_header(reply.properties, 1)[12:] == GO_REQUEST_HEADER[12:]
 
 
@@ -86,10 +90,11 @@ def test_div_by_zero_error_reply_matches_go_plus_error_type():
     args = MsgPack().pack({"A": 1, "B": 0})
     received = proto.receive(request(args, method="Test.Div", call_id="4"))
     assert received.invoke is not None
-    reply, _ = proto.finish(received.invoke, call_handler(received.invoke))
+    reply, _ = proto.finish(received.invoke, call_handler(received.invoke, wall_clock))
     assert reply.properties.headers == {
         "error": "divide by zero",
         "error_type": "ZeroDivisionError",
+        "amqprpc-reply": "1",
     }
     assert reply.body == b"\x80"
     assert reply.properties.message_id == "4"

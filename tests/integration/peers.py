@@ -73,6 +73,7 @@ class AsyncServerThread:
             )
             server.register(self.service)
             await server.started()
+            self.server: Any = server
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -106,6 +107,7 @@ class SyncServerThread:
 
     def start(self) -> SyncServerThread:
         self._thread.start()
+        assert self.server.wait_started(15), "sync server did not start"
         return self
 
     def stop(self) -> None:

@@ -65,3 +65,11 @@ class RawPeer:
         """Close the connection."""
         if self.conn.is_open:
             self.conn.close()
+
+
+def reply_headers(props: BasicProperties) -> dict[str, object]:
+    """A Python server's reply headers, without the reply mark, which every reply carries
+    (PROTOCOL.md section 12.2)."""
+    headers = dict(props.headers or {})
+    assert headers.pop("amqprpc-reply", None) == "1", props.headers
+    return headers

@@ -39,6 +39,7 @@ from tests.integration.hostile_helpers import (
     table,
 )
 from tests.integration.hostile_peers import SERVERS, Arith, ReplySink
+from tests.integration.raw import reply_headers
 
 # The `formatter` fixture (json, msgpack), shared with test_hostile_replies.py: bound
 # here, not imported by name, so that no test's argument redefines an import.
@@ -67,7 +68,7 @@ def sink(broker_url: str) -> Iterator[ReplySink]:
 def check_reply_envelope(props: Any, body: bytes, formatter: Any) -> None:
     """A reply every Go client reads safely: string headers only, a non-empty `error` text
     with the empty-struct body, or a body that decodes (PROTOCOL.md sections 4-6)."""
-    headers = props.headers or {}
+    headers = reply_headers(props)
     assert set(headers) <= {"error", "error_type"}, headers
     assert all(isinstance(value, str) and value for value in headers.values()), headers
     if "error" in headers:
@@ -121,7 +122,7 @@ def test_names_nobody_serves_are_refused_and_never_run(
         i = int(props.message_id)
         name, text = BAD_NAMES[i]
         assert queue == (sink.long if i % 2 else sink.short)
-        assert props.headers == {"error": text}, name  # net/rpc's text, no error_type
+        assert reply_headers(props) == {"error": text}, name  # net/rpc's text, no error_type
         assert (props.reply_to or None) == (name or None)  # copied ("" may come back absent)
         check_reply_envelope(props, body, formatter)
     assert served.reached == []
@@ -153,7 +154,7 @@ def test_bad_bodies_and_odd_message_ids_get_exactly_one_reply(
     replies = {props.message_id or None: (props, body) for _, props, body in got}
     assert len(got) == len(replies) == len(cases) + 1
     props, body = replies.pop("\x00 \U0001f600")
-    assert not props.headers and formatter().unpack(body) == {"ok": True}
+    assert not reply_headers(props) and formatter().unpack(body) == {"ok": True}
     assert set(replies) == {echoed(message_id) or None for _, _, message_id, _ in cases}
     for method, _, message_id, check in cases:
         props, body = replies[echoed(message_id) or None]
@@ -200,7 +201,7 @@ def test_header_values_of_every_type_are_ignored(
     replies = sink.collect(len(tables))
     assert sorted(props.message_id for _, props, _ in replies) == sorted(tables)
     for _, props, body in replies:
-        assert not props.headers
+        assert not reply_headers(props)
         assert formatter().unpack(body) == props.message_id
     normal_call_works(broker_url, queue_name, formatter)
 
