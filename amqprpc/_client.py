@@ -158,8 +158,9 @@ class ClientProtocol(Generic[T]):
             deadline_ms=deadline_ms,
         )
         publish = Publish(
-            routing_key=self.request_queue, properties=properties, body=body, mandatory=True
-        )
+            routing_key=self.request_queue, properties=properties, body=body, mandatory=True,
+            deadline=entry.deadline,
+        )  # fmt: skip
         return CallStarted(call_id=entry.call_id, deadline=entry.deadline, publish=publish)
 
     def held(self, publish: Publish, now: float) -> Publish:

@@ -77,6 +77,9 @@ class Publish:
     body: bytes
     exchange: str = ""
     mandatory: bool = False
+    # A call's deadline on the link's clock: a link stops waiting to write the publish then
+    # (a broker that stopped reading, under connection.blocked), and the call times out.
+    deadline: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)

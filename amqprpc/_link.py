@@ -81,6 +81,11 @@ class Link(Protocol):
     def is_open(self) -> bool:
         """Whether the channel and its connection are open."""
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker is not taking publishes (connection.blocked: a memory or disk
+        alarm). Calls still end by their deadlines."""
+
     def bind(self, sink: LinkSink) -> None:
         """Send deliveries, returns and the channel's end to `sink` from now on."""
 
@@ -109,6 +114,11 @@ class AsyncLink(Protocol):
     @property
     def is_open(self) -> bool:
         """Whether the channel and its connection are open."""
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker is not taking publishes (connection.blocked: a memory or disk
+        alarm). Calls still end by their deadlines."""
 
     def bind(self, sink: LinkSink) -> None:
         """Send deliveries, returns and the channel's end to `sink` from now on."""

@@ -121,6 +121,14 @@ class FakeBroker:
         for link in list(self.links):
             self.cut(link)
 
+    def delete_queue(self, name: str) -> None:
+        """Delete queue `name` as an operator would: its messages go, and each consumer's
+        link hears basic.cancel (RabbitMQ's consumer cancel notification)."""
+        with self._lock:
+            found = self.queues.pop(name)
+            for consumer in found.consumers:
+                consumer.link.deliver_cancel(consumer.tag)
+
     def depth(self, name: str) -> int:
         """Messages ready in queue `name`."""
         with self._lock:

@@ -32,6 +32,7 @@ class _LinkBase:
         self.broker = broker
         self.sink: LinkSink = NoSink()
         self.closed: str | None = None
+        self.blocked = False  # the fake never blocks publishers
         self.prefetch = 0
         self.unacked: dict[int, tuple[str, _Message]] = {}
         self._tags = itertools.count(1)
@@ -52,6 +53,10 @@ class _LinkBase:
         raise NotImplementedError
 
     def deliver_return(self, returned: Returned) -> None:
+        raise NotImplementedError
+
+    def deliver_cancel(self, consumer_tag: str) -> None:
+        """The broker cancelled a consumer of this link (its queue was deleted)."""
         raise NotImplementedError
 
     def report_closed(self, reason: str | None) -> None:
@@ -77,6 +82,9 @@ class FakeLink(_LinkBase):
 
     def deliver_return(self, returned: Returned) -> None:
         self._inbox.put(lambda: self.sink.returned(returned))
+
+    def deliver_cancel(self, consumer_tag: str) -> None:
+        self._inbox.put(lambda: self.sink.cancelled(consumer_tag))
 
     def report_closed(self, reason: str | None) -> None:
         self._inbox.put(lambda: None)  # wakes `process`, which reports a fault
@@ -140,6 +148,9 @@ class FakeAsyncLink(_LinkBase):
 
     def deliver_return(self, returned: Returned) -> None:
         self._soon(lambda: self.sink.returned(returned))
+
+    def deliver_cancel(self, consumer_tag: str) -> None:
+        self._soon(lambda: self.sink.cancelled(consumer_tag))
 
     def report_closed(self, reason: str | None) -> None:
         def closed() -> None:

@@ -257,9 +257,12 @@ def _shortstr_at(payload: bytes, pos: int) -> tuple[str, int]:
 class FrameWriter:
     """Gathers one channel's frames and writes them once per loop turn."""
 
-    def __init__(self, protocol: Any, channel: Any) -> None:
+    def __init__(
+        self, protocol: Any, channel: Any, on_backlog: Callable[[], None] = lambda: None
+    ) -> None:
         self._protocol = protocol
         self._channel = channel
+        self._on_backlog = on_backlog  # a write left the socket's buffer above high water
         self._channel_id: int = channel.channel_id
         self._stream = protocol._stream_writer
         self._transport = protocol._stream_writer.transport
@@ -318,6 +321,8 @@ class FrameWriter:
             # connection (504). The link's watchers fail what was in flight.
             return
         self._stream.write(data)
+        if self._transport.get_write_buffer_size() > _HIGH_WATER:
+            self._on_backlog()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer has room (aioamqp's drain, with its lock)."""

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ClassVar
 
 import aioamqp
 import aioamqp.exceptions
@@ -44,6 +45,10 @@ __all__ = ["AioLink", "is_protocol", "map_exceptions", "open_link"]
 logger = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (aioamqp.exceptions.AmqpClosedConnection, ConnectionError, OSError)
+# aioamqp tells the broker it does not take connection.blocked notices, so a broker that
+# stopped reading (a memory or disk alarm) shows only as writes that do not drain: after this
+# long, the link counts as blocked.
+STALLED_AFTER = 1.0
 
 
 @contextlib.contextmanager
@@ -92,6 +97,58 @@ def _from_wire(props: Any) -> Properties:
     return read_properties(props, type_attr="message_type", timestamp=_epoch_seconds)
 
 
+class _Writes:
+    """The writes of one connection that wait for its socket to drain: all its links share
+    one, so that one stalled publish marks every codec on the connection blocked."""
+
+    _by_connection: ClassVar[weakref.WeakKeyDictionary[Any, _Writes]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Future[Any]] = set()
+        self.blocked = False
+
+    @classmethod
+    def of(cls, protocol: Any) -> _Writes:
+        found = cls._by_connection.get(protocol)
+        if found is None:
+            found = cls._by_connection[protocol] = cls()
+        return found
+
+    def watch(self, write: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Start `write`; returns it as a future, which marks the connection blocked if it
+        has not finished after STALLED_AFTER seconds."""
+        writing = asyncio.ensure_future(write)
+        self._pending.add(writing)
+        stalled = asyncio.get_running_loop().call_later(STALLED_AFTER, self._stalled, writing)
+        writing.add_done_callback(lambda done: self._written(done, stalled))
+        return writing
+
+    def backlog(self, drain: Callable[[], Awaitable[None]]) -> None:
+        """The socket's buffer is above high water after a write that nobody waits on (a
+        large publish): watch it drain, unless a write is watched already."""
+        if not self._pending:
+            self.watch(drain())
+
+    def _stalled(self, writing: asyncio.Future[Any]) -> None:
+        if not writing.done() and not self.blocked:
+            self.blocked = True
+            logger.warning(
+                "writes have not drained for %g s: the broker stopped reading (blocked by "
+                "a memory or disk alarm?); calls still end by their deadlines", STALLED_AFTER
+            )
+
+    def _written(self, writing: asyncio.Future[Any], stalled: asyncio.TimerHandle) -> None:
+        stalled.cancel()
+        self._pending.discard(writing)
+        if not writing.cancelled():
+            writing.exception()  # retrieved: a lost connection is the channel's news
+        if self.blocked and not self._pending:
+            self.blocked = False
+            logger.warning("writes drain again: the connection is no longer blocked")
+
+
 class AioLink:
     """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
@@ -104,6 +161,7 @@ class AioLink:
         self._sink: LinkSink = NoSink()
         self._loop = asyncio.get_running_loop()
         self._background: set[asyncio.Task[Any]] = set()
+        self._writes = _Writes.of(channel.protocol)
         self._watcher = self._loop.create_task(self._watch())
 
     @classmethod
@@ -122,7 +180,12 @@ class AioLink:
         with map_exceptions("opening a channel"):
             channel = await protocol.channel(return_callback=returned)
             channel.add_cancellation_callback(cancelled)
-        link = cls(channel, FrameWriter(protocol, channel) if usable else None, reader)
+        def backlog() -> None:
+            link = sink[0]
+            if link._writer is not None:
+                link._writes.backlog(link._writer.drain)
+
+        link = cls(channel, FrameWriter(protocol, channel, backlog) if usable else None, reader)
         sink.append(link)
         return link
 
@@ -160,15 +223,18 @@ class AioLink:
         if isinstance(action, Publish):
             with map_exceptions(f"publishing to {action.routing_key!r}"):
                 if writer is None:
-                    await channel.basic_publish(
-                        action.body,
-                        action.exchange,
-                        action.routing_key,
-                        properties=_to_wire(action.properties),
-                        mandatory=action.mandatory,
+                    await self._bounded(
+                        channel.basic_publish(
+                            action.body,
+                            action.exchange,
+                            action.routing_key,
+                            properties=_to_wire(action.properties),
+                            mandatory=action.mandatory,
+                        ),
+                        action.deadline,
                     )
                 elif writer.publish(action):  # the hot path: one write a loop turn
-                    await writer.drain()
+                    await self._bounded(writer.drain(), action.deadline)
             return None
         if isinstance(action, Ack) and writer is not None:
             with map_exceptions("acknowledging"):
@@ -234,6 +300,27 @@ class AioLink:
                     await channel.close()
             return None
         raise TypeError(f"unknown action {action!r}")
+
+    @property
+    def blocked(self) -> bool:
+        """Whether a write on this link's connection has not drained for STALLED_AFTER s."""
+        return self._writes.blocked
+
+    async def _bounded(self, write: Awaitable[Any], deadline: float | None) -> None:
+        # Wait for a publish to be written, no later than its call's deadline: the frames stay
+        # queued for the socket (a blocked broker reads them once its alarm clears), and the
+        # call's timer ends the call. Shielded: a write is never cut between the frames of
+        # one message.
+        writing = self._writes.watch(write)
+        if deadline is None:
+            await writing
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(writing), max(0.0, deadline - self._loop.time())
+            )
+        except asyncio.TimeoutError:
+            pass
 
     def perform_soon(self, action: Action) -> None:
         """Send an action that needs no answer without waiting (from a callback), in order with

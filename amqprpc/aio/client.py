@@ -44,6 +44,12 @@ class AsyncClientCodec(ClientView):
         self._setup: asyncio.Task[None] | None = None  # setting up a new reply queue
         link.bind(self)
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
+        calls still end by their deadlines. Each change is logged."""
+        return self._link.blocked
+
     def client(self, service: str) -> ServiceProxy[Any, Any]:
         """A proxy whose attributes are `service`'s remote methods: `await proxy.Mul(arg)`."""
         return ServiceProxy(service, self._call_positional)

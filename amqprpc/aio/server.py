@@ -71,6 +71,12 @@ class AsyncServerCodec(ServerView):
         link.bind(self)
 
     @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
+        calls still end by their deadlines. Each change is logged."""
+        return self._link.blocked
+
+    @property
     def is_open(self) -> bool:
         """Whether the server's channel is open (it closes with the connection)."""
         return self._link.is_open and not self._closing

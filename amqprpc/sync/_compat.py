@@ -10,6 +10,12 @@
   once (an early ack, before its handler starts), `write_now` waits for it as pika's own
   methods do (`BlockingChannel._flush_output`). Also uses `_impl._body_max_length` (the
   negotiated frame size) and `BlockingChannel.channel_number`.
+- **Deadlines while the broker pushes back** (`bounded_io`). `process_data_events` returns
+  only once pika's output is written, and a broker under a memory or disk alarm
+  (connection.blocked) stops reading, so every wait would last as long as the alarm. While a
+  link processes I/O, `_impl._get_write_buffer_size` (read only by that loop's end test)
+  reports nothing pending: the loop then ends by its time limit, and pika's I/O loop writes
+  the output whenever the socket takes it.
 - **Salvaging content headers.** pika decodes every content header before anyone sees the
   message, and a header it cannot decode (a field-table timestamp beyond year 9999, tables
   nested deeper than Python's recursion limit; RabbitMQ passes both on) kills the whole
@@ -26,9 +32,10 @@ version.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pika
@@ -50,7 +57,14 @@ from .._frames import (
 )
 from .._versions import Range, installed, outside
 
-__all__ = ["SUPPORTED", "FrameWriter", "internals_usable", "missing_internals", "salvage_frames"]
+__all__ = [
+    "SUPPORTED",
+    "FrameWriter",
+    "bounded_io",
+    "internals_usable",
+    "missing_internals",
+    "salvage_frames",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +83,7 @@ _DECODE_ERRORS = (
     pika.exceptions.AMQPError,
 )
 _SALVAGED = "_amqprpc_salvages_headers"
+_IMPL_ATTRIBUTES = ("_read_frame", "_frame_buffer", "_body_max_length", "_get_write_buffer_size")
 _warned = False
 
 
@@ -87,7 +102,7 @@ def missing_internals(connection: Any = None) -> list[str]:
         impl = getattr(connection, "_impl", None)
         missing += [
             f"BlockingConnection._impl.{name}"
-            for name in ("_read_frame", "_frame_buffer", "_body_max_length")
+            for name in _IMPL_ATTRIBUTES
             if not hasattr(impl, name)
         ]
     return missing
@@ -155,11 +170,34 @@ class FrameWriter:
         """Hand what is queued to pika's output and wait until pika has written it (as
         BlockingChannel's own methods do, which may be called from its callbacks)."""
         self.flush()
-        self._channel._flush_output()
+        # Inside `bounded_io` (from a delivery callback), pika must still wait for the write.
+        bounded = self._impl.__dict__.pop("_get_write_buffer_size", None)
+        try:
+            self._channel._flush_output()
+        finally:
+            if bounded is not None:
+                self._impl._get_write_buffer_size = bounded
 
     def _check_open(self) -> None:
         if not (self._impl.is_open and self._channel.is_open):
             raise ConnectionLost("the channel or connection is closed")
+
+
+def _nothing_pending() -> int:
+    return 0
+
+
+@contextlib.contextmanager
+def bounded_io(connection: Any) -> Iterator[None]:
+    """While inside, `connection.process_data_events(time_limit)` returns by its time limit
+    even when output is still waiting to be written (see the module's docstring)."""
+    impl = connection._impl
+    impl._get_write_buffer_size = _nothing_pending
+    try:
+        yield
+    finally:
+        with contextlib.suppress(AttributeError):
+            del impl._get_write_buffer_size  # the class's own method again
 
 
 def salvage_frames(connection: Any, to_wire: Callable[[Properties], Any]) -> None:

@@ -75,6 +75,12 @@ class IoThread:
     def alive(self) -> bool:
         return not self._dead
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked the connection (read from any thread)."""
+        link = self._link
+        return link is not None and link.blocked
+
     def submit(self, submitted: Submitted) -> bool:
         """Queue a call for this connection. Returns False when the connection is gone."""
         with self._lock:

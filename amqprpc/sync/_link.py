@@ -39,7 +39,7 @@ from .._events import (
     Returned,
 )
 from .._link import Link, LinkSink, NoSink
-from ._compat import FrameWriter, internals_usable, salvage_frames
+from ._compat import FrameWriter, bounded_io, internals_usable, salvage_frames
 
 __all__ = [
     "PikaConnector",
@@ -137,13 +137,17 @@ class PikaLink:
         self.owned = owned
         self._sink: LinkSink = NoSink()
         self._closed_reported = False
+        self.blocked = False  # the broker said connection.blocked (a memory or disk alarm)
         usable = internals_usable(connection)
+        self._bounded = bounded_io if usable else None
         if usable:
             salvage_frames(connection, _to_wire)
         with map_exceptions("opening a channel"):
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
             self.channel.add_on_cancel_callback(self._cancelled)
+            connection.add_on_connection_blocked_callback(self._on_blocked)
+            connection.add_on_connection_unblocked_callback(self._on_unblocked)
         # Publishes, acks and rejects go out with the next round of I/O (`process`), which
         # every codec runs next: one write for a batch, not one each.
         self._writer = FrameWriter(connection, self.channel) if usable else None
@@ -254,7 +258,11 @@ class PikaLink:
             self._writer.flush()
         try:
             with map_exceptions("waiting for the broker"):
-                self.connection.process_data_events(time_limit=time_limit)
+                if self._bounded is None:  # pika waits until its output is written
+                    self.connection.process_data_events(time_limit=time_limit)
+                else:
+                    with self._bounded(self.connection):
+                        self.connection.process_data_events(time_limit=time_limit)
         except RPCError as exc:
             self._report_closed(str(exc))
             raise
@@ -280,6 +288,15 @@ class PikaLink:
             redelivered=bool(method.redelivered),
         )
         self._sink.delivered(delivery)
+
+    def _on_blocked(self, connection: Any, frame: Any) -> None:
+        self.blocked = True
+        reason = getattr(frame.method, "reason", "") or "no reason given"
+        logger.warning("the broker blocked the connection (%s): publishes wait", reason)
+
+    def _on_unblocked(self, connection: Any, frame: Any) -> None:
+        self.blocked = False
+        logger.warning("the broker unblocked the connection")
 
     def _cancelled(self, frame: Any) -> None:
         # Called inside pika's I/O: the sink only takes note; `process` returns soon after.

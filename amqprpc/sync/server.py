@@ -79,6 +79,12 @@ class ServerCodec(ServerView):
         self._resume_due = False  # the broker cancelled our consumer: consume again
         link.bind(self)
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
+        calls still end by their deadlines. Each change is logged."""
+        return self._link.blocked
+
     def register(self, target: object, *, name: str | None = None) -> list[str]:
         """Serve `target` (an instance's public methods, or a function). Returns the wire names
         added. Raises RegistrationError. Register before `serve_forever()`."""

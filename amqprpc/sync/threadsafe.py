@@ -69,6 +69,13 @@ class ThreadSafeClientCodec(ClientView):
         self._pid = os.getpid()
         self._closed = False
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
+        calls still end by their deadlines, and the I/O thread never waits on it."""
+        io = self._io
+        return io is not None and io.blocked
+
     def client(self, service: str) -> ServiceProxy[Any, Future]:
         """A proxy whose attributes are `service`'s remote methods.
 

@@ -180,3 +180,28 @@ async def test_a_lost_server_channel_is_reported(broker: FakeBroker) -> None:
     broker.cut(next(link for link in broker.links if link.sink is server))
     await asyncio.wait_for(server.wait_closed(), 5)
     assert not server.is_open
+
+
+async def test_deleted_queues_are_noticed(broker: FakeBroker) -> None:
+    arith = Arith()
+    server = await serve(broker, arith)
+    broker.delete_queue(QUEUE)  # the server consumes it again
+    for _ in range(100):
+        await asyncio.sleep(0.01)  # the fake's cancel, then the re-declare, each a loop turn
+        if broker.consumers(QUEUE) == 1:
+            break
+    assert broker.consumers(QUEUE) == 1
+    codec = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)  # type: ignore[arg-type]
+    assert await codec.call("Arith.Mul", {"A": 2, "B": 5}, timeout=5) == 10
+    arith.gate.clear()
+    first = codec.reply_queue
+    call = asyncio.ensure_future(codec.call("Arith.Held", 1, timeout=30))
+    await arith.entered.get()
+    broker.delete_queue(first)
+    with pytest.raises(amqprpc.ConnectionLost, match="was deleted"):
+        await asyncio.wait_for(call, 2)
+    arith.gate.set()
+    assert await codec.call("Arith.Mul", {"A": 3, "B": 5}, timeout=5) == 15
+    assert codec.reply_queue != first
+    await codec.close()
+    await server.close()

@@ -96,6 +96,7 @@ def test_request_is_what_go_servers_expect():
             message_id="0",
             expiration="2500",
         ),
+        deadline=102.5,  # the link stops waiting to write it then
     )
     assert proto.pending.state(0) is CallState.PENDING
     assert proto.next_deadline() == 102.5
