@@ -292,9 +292,17 @@ class ClientProtocol(Generic[T]):
 
 
 class ClientView:
-    """What every client codec tells about its calls; a codec sets `_proto` to its protocol."""
+    """What every client codec tells about its calls; a codec sets `_proto` to its protocol,
+    and `_link` to its link (or overrides `blocked`)."""
 
     _proto: ClientProtocol[Any]
+    _link: Any
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
+        calls still end by their deadlines. Each change is logged."""
+        return bool(self._link.blocked)
 
     @property
     def queue(self) -> str:

@@ -9,6 +9,7 @@ AMQP properties or pending calls.
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
 import math
@@ -72,7 +73,8 @@ def container_budget(size: int) -> int:
 
 class _Shared(Generic[A, R]):
     """A method that works read from the class too, as the seed's formatters were used
-    (`amqprpc.Json.pack(obj)`): there it is bound to one default instance of the class."""
+    (`amqprpc.Json.pack(obj)`): there it runs on one default instance of the class, unless
+    an instance is passed first (`Json.pack(instance, obj)`, as a subclass may call it)."""
 
     def __init__(self, func: Callable[[Any, A], R]) -> None:
         self._func = func
@@ -80,15 +82,23 @@ class _Shared(Generic[A, R]):
         self._name = func.__name__
 
     @overload
-    def __get__(self, obj: None, owner: type) -> Callable[[A], R]: ...
+    def __get__(self, obj: None, owner: type) -> Callable[..., R]: ...
     @overload
     def __get__(self, obj: object, owner: type | None = None) -> Callable[[A], R]: ...
-    def __get__(self, obj: object, owner: type | None = None) -> Callable[[A], R]:
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[..., R]:
         if obj is None:
-            obj = _default_instance(owner)
+            assert owner is not None
+            return functools.partial(self._on_class, owner)
         bound = MethodType(self._func, obj)
-        vars(obj)[self._name] = bound  # later reads on this instance skip the descriptor
+        if inspect.getattr_static(type(obj), self._name) is self:
+            vars(obj)[self._name] = bound  # later reads skip the descriptor (no override)
         return bound
+
+    def _on_class(self, owner: type, *args: Any) -> R:
+        if len(args) == 2 and isinstance(args[0], owner):
+            return self._func(args[0], args[1])
+        (value,) = args  # raises for anything but one argument
+        return self._func(_default_instance(owner), value)
 
 
 _DEFAULTS: dict[type, object] = {}
@@ -221,20 +231,23 @@ def _unpack_guarded(body: bytes) -> object:
     )  # fmt: skip
 
 
-def _needs_instance(cls: type) -> bool:
-    # The seed's formatters were classes of plain one-argument functions (or staticmethods),
-    # used as the class itself; others are classes to instantiate.
+def _used_as_class(cls: type) -> bool:
+    # The seed's formatters were classes of plain one-argument functions, used as the class
+    # itself; so are classes of staticmethods or classmethods. Anything else is instantiated.
     for name in ("pack", "unpack"):
         raw = inspect.getattr_static(cls, name, None)
-        if isinstance(raw, _Shared):
-            return True
-        if inspect.isfunction(raw):
-            try:
-                inspect.signature(raw).bind(None, None)
-            except TypeError:
-                continue  # `def pack(obj)`: called on the class, it takes one argument
-            return True
-    return False
+        if isinstance(raw, (staticmethod, classmethod)):
+            continue
+        if not inspect.isfunction(raw):
+            return False
+        try:
+            parameters = list(inspect.signature(raw).parameters)
+            inspect.signature(raw).bind(None)
+        except (TypeError, ValueError):
+            return False  # `def pack(self, obj)`: a method
+        if parameters and parameters[0] == "self":
+            return False  # `def pack(self, obj=None)`: a method all the same
+    return True
 
 
 def as_formatter(formatter: FormatterLike) -> Formatter:
@@ -244,7 +257,7 @@ def as_formatter(formatter: FormatterLike) -> Formatter:
     Raises UsageError when the result has no callable `pack` and `unpack`.
     """
     instance: Any = formatter
-    if isinstance(formatter, type) and _needs_instance(formatter):
+    if isinstance(formatter, type) and not _used_as_class(formatter):
         instance = formatter()
     if not (
         callable(getattr(instance, "pack", None)) and callable(getattr(instance, "unpack", None))

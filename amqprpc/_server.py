@@ -15,7 +15,7 @@ import enum
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ._deadline import served, serving
 from ._dispatch import NotFound, Registry
@@ -25,6 +25,7 @@ from ._events import Ack, Action, Delivery, Invoke, Outcome, Publish, Received, 
 from ._formatters import Formatter, pack_body, unpack_body
 
 __all__ = [
+    "DEFAULT_DEADLINE_SKEW",
     "DEFAULT_MAX_BODY_SIZE",
     "AckMode",
     "DeliveryState",
@@ -326,10 +327,18 @@ def _ack_up_to(tags: list[int]) -> Ack:
 
 
 class ServerView:
-    """What every server codec tells about itself; a codec sets `_proto` and `_queue`."""
+    """What every server codec tells about itself; a codec sets `_proto`, `_queue` and
+    `_link`."""
 
     _proto: ServerProtocol
     _queue: str
+    _link: Any
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked this server's connection (a memory or disk alarm):
+        replies wait. Each change is logged."""
+        return bool(self._link.blocked)
 
     @property
     def queue(self) -> str:

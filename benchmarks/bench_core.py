@@ -34,14 +34,16 @@ def core_loop(formatter: amqprpc.Formatter, calls: int) -> float:
     )
     start = time.process_time()
     for i in range(calls):
-        started = client.start_call("Arith.Mul", {"A": i, "B": 3}, now=0.0, token=None)
+        started = client.start_call(  # as the adapters call it: with the deadline header
+            "Arith.Mul", {"A": i, "B": 3}, now=0.0, token=None, wall=time.time()
+        )
         publish = started.publish
         received = server.receive(
             Delivery(properties=publish.properties, body=publish.body, delivery_tag=i + 1)
         )
         invoke = received.invoke
         assert invoke is not None
-        reply = server.finish(invoke, call_handler(invoke))[0]
+        reply = server.finish(invoke, call_handler(invoke, time.time))[0]
         done = client.receive(Delivery(properties=reply.properties, body=reply.body))
         assert done is not IGNORED and done.value == 3 * i
     return (time.process_time() - start) / calls * 1e6

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._client import DEFAULT_TIMEOUT, ClientProtocol, ClientView, client_protocol
 from .._deadline import request_deadline
-from .._errors import ConnectionLost
+from .._errors import ConnectionLost, RPCError, RPCTimeout
 from .._events import IGNORED, CallDone, Delivery, Returned, WaitFor
 from .._formatters import FormatterLike
 from .._link import AsyncLink, no_wait, run_async
@@ -35,6 +35,8 @@ _Future = asyncio.Future[CallDone[Any]]
 class AsyncClientCodec(ClientView):
     """Calls to one request queue, with replies on this codec's own exclusive queue."""
 
+    _link: AsyncLink
+
     def __init__(self, link: AsyncLink, proto: ClientProtocol[_Future]) -> None:
         self._link = link
         self._proto = proto
@@ -43,12 +45,6 @@ class AsyncClientCodec(ClientView):
         self._closing = False
         self._setup: asyncio.Task[None] | None = None  # setting up a new reply queue
         link.bind(self)
-
-    @property
-    def blocked(self) -> bool:
-        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
-        calls still end by their deadlines. Each change is logged."""
-        return self._link.blocked
 
     def client(self, service: str) -> ServiceProxy[Any, Any]:
         """A proxy whose attributes are `service`'s remote methods: `await proxy.Mul(arg)`."""
@@ -62,8 +58,13 @@ class AsyncClientCodec(ClientView):
         """
         if self._closing or not self._link.is_open:
             raise ConnectionLost(f"{method}: the client codec is closed")
-        if self._setup is not None:  # the reply queue was deleted: its successor first
-            await asyncio.shield(self._setup)
+        setup = self._setup
+        if setup is not None:  # the reply queue was deleted: its successor first, in time
+            limit = self._proto.timeout if timeout is None else timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(setup), limit)
+            except asyncio.TimeoutError:
+                raise RPCTimeout(f"{method}: no new reply queue within {limit:g} s") from None
         future: _Future = self._loop.create_future()
         op = call_op(
             self._proto, method, arg, now=self._link.now(), timeout=timeout, token=future,
@@ -140,8 +141,11 @@ class AsyncClientCodec(ClientView):
     async def _set_up(self, reply_queue: str) -> None:
         try:
             await run_async(client_setup_op(reply_queue), self._link, no_wait)
+        except RPCError as exc:  # the channel went: calls fail on it, with ConnectionLost
+            logger.warning("could not set up a new reply queue: %s", exc)
         finally:
-            self._setup = None
+            if self._setup is asyncio.current_task():
+                self._setup = None
 
     @staticmethod
     def _settle_all(dones: list[CallDone[_Future]]) -> None:

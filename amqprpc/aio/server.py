@@ -9,6 +9,7 @@ thread pool, and performs the core's actions on the channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -42,6 +43,8 @@ DEFAULT_MAX_CONCURRENCY = 64
 class AsyncServerCodec(ServerView):
     """Serves one request queue. Consuming starts with the first `register()`."""
 
+    _link: AsyncLink
+
     def __init__(
         self,
         link: AsyncLink,
@@ -69,12 +72,6 @@ class AsyncServerCodec(ServerView):
         self._closing = False
         self._acks_due = False
         link.bind(self)
-
-    @property
-    def blocked(self) -> bool:
-        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
-        calls still end by their deadlines. Each change is logged."""
-        return self._link.blocked
 
     @property
     def is_open(self) -> bool:
@@ -110,6 +107,9 @@ class AsyncServerCodec(ServerView):
         if self._closing:
             return
         self._closing = True
+        if self._consuming is not None and not self._consuming.done():
+            with contextlib.suppress(RPCError):  # starting or resuming: let it end first
+                await asyncio.shield(self._consuming)
         await run_async(cancel_consume_op(self._consumer_tag), self._link, no_wait)
         self._proto.start_drain(self._link.now(), self._grace if grace is None else grace)
         left = self._proto.drain_time_left(self._link.now())
@@ -175,8 +175,9 @@ class AsyncServerCodec(ServerView):
         try:
             self._consumer_tag = await run_async(resume_op(self._queue), self._link, no_wait)
         except RPCError as exc:
-            logger.error("could not consume %r again: %s; no longer serving", self._queue, exc)
-            await run_async(close_op(), self._link, no_wait)
+            if not self._closing:
+                logger.error("could not consume %r again: %s; no longer serving", self._queue, exc)
+                await run_async(close_op(), self._link, no_wait)
 
     async def _handle(self, invoke: Invoke) -> None:
         try:

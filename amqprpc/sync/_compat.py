@@ -192,12 +192,16 @@ def bounded_io(connection: Any) -> Iterator[None]:
     """While inside, `connection.process_data_events(time_limit)` returns by its time limit
     even when output is still waiting to be written (see the module's docstring)."""
     impl = connection._impl
+    outer = impl.__dict__.get("_get_write_buffer_size")  # set when nested: keep it so
     impl._get_write_buffer_size = _nothing_pending
     try:
         yield
     finally:
-        with contextlib.suppress(AttributeError):
-            del impl._get_write_buffer_size  # the class's own method again
+        if outer is not None:
+            impl._get_write_buffer_size = outer
+        else:
+            with contextlib.suppress(AttributeError):
+                del impl._get_write_buffer_size  # the class's own method again
 
 
 def salvage_frames(connection: Any, to_wire: Callable[[Properties], Any]) -> None:

@@ -132,9 +132,10 @@ class IoThread:
                 link.process(self._proto.time_left(link.now()))
                 self._settle(self._proto.expire(link.now()))
                 if self._setup_due:
+                    self._setup_due = False  # a cancel during the setup sets it again
                     run(client_setup_op(self._proto.reply_queue), link, no_wait)
-                    self._setup_due = False
-                    self._on_wake()  # what was held meanwhile goes out
+                    if not self._setup_due:
+                        self._on_wake()  # what was held meanwhile goes out
         except RPCError as exc:
             reason = str(exc)
             logger.warning("client connection for %r lost: %s", self._proto.request_queue, exc)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pika
 import pika.adapters.utils.connection_workflow
@@ -129,6 +130,37 @@ class Slot:
         self.done: CallDone[Slot] | None = None
 
 
+class _Blocked:
+    """One connection's connection.blocked state, shared by every link on it: pika keeps
+    the callbacks as long as the connection, so they are added once per connection."""
+
+    _by_connection: ClassVar[weakref.WeakKeyDictionary[Any, _Blocked]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.blocked = False
+
+    @classmethod
+    def of(cls, connection: Any) -> _Blocked:
+        found = cls._by_connection.get(connection)
+        if found is None:
+            found = cls._by_connection[connection] = cls()
+            with map_exceptions("watching connection.blocked"):
+                connection.add_on_connection_blocked_callback(found._on_blocked)
+                connection.add_on_connection_unblocked_callback(found._on_unblocked)
+        return found
+
+    def _on_blocked(self, connection: Any, frame: Any) -> None:
+        self.blocked = True
+        reason = getattr(frame.method, "reason", "") or "no reason given"
+        logger.warning("the broker blocked the connection (%s): publishes wait", reason)
+
+    def _on_unblocked(self, connection: Any, frame: Any) -> None:
+        self.blocked = False
+        logger.warning("the broker unblocked the connection")
+
+
 class PikaLink:
     """One pika BlockingChannel, seen through the core's actions and events (a Link)."""
 
@@ -137,7 +169,6 @@ class PikaLink:
         self.owned = owned
         self._sink: LinkSink = NoSink()
         self._closed_reported = False
-        self.blocked = False  # the broker said connection.blocked (a memory or disk alarm)
         usable = internals_usable(connection)
         self._bounded = bounded_io if usable else None
         if usable:
@@ -146,8 +177,7 @@ class PikaLink:
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
             self.channel.add_on_cancel_callback(self._cancelled)
-            connection.add_on_connection_blocked_callback(self._on_blocked)
-            connection.add_on_connection_unblocked_callback(self._on_unblocked)
+        self._blocked = _Blocked.of(connection)
         # Publishes, acks and rejects go out with the next round of I/O (`process`), which
         # every codec runs next: one write for a batch, not one each.
         self._writer = FrameWriter(connection, self.channel) if usable else None
@@ -289,14 +319,11 @@ class PikaLink:
         )
         self._sink.delivered(delivery)
 
-    def _on_blocked(self, connection: Any, frame: Any) -> None:
-        self.blocked = True
-        reason = getattr(frame.method, "reason", "") or "no reason given"
-        logger.warning("the broker blocked the connection (%s): publishes wait", reason)
-
-    def _on_unblocked(self, connection: Any, frame: Any) -> None:
-        self.blocked = False
-        logger.warning("the broker unblocked the connection")
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker said connection.blocked (a memory or disk alarm) and has not
+        said connection.unblocked since."""
+        return self._blocked.blocked
 
     def _cancelled(self, frame: Any) -> None:
         # Called inside pika's I/O: the sink only takes note; `process` returns soon after.

@@ -36,6 +36,8 @@ __all__ = ["ClientCodec", "ThreadSafeClientCodec", "client_codec"]
 class ClientCodec(ClientView):
     """Blocking calls over a caller's BlockingConnection, from the thread that made it."""
 
+    _link: Link
+
     def __init__(self, link: Link, proto: ClientProtocol[Slot]) -> None:
         self._link = link
         self._proto = proto
@@ -43,12 +45,6 @@ class ClientCodec(ClientView):
         self._closed = False
         self._setup_due = False  # the reply queue was deleted: set up its successor first
         link.bind(self)
-
-    @property
-    def blocked(self) -> bool:
-        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
-        calls still end by their deadlines. Each change is logged."""
-        return self._link.blocked
 
     def client(self, service: str) -> ServiceProxy[Any, Any]:
         """A proxy whose attributes are `service`'s remote methods: `proxy.Mul(arg)`."""
@@ -64,8 +60,8 @@ class ClientCodec(ClientView):
         if self._closed or not self._link.is_open:
             raise ConnectionLost(f"{method}: the client codec is closed")
         if self._setup_due:
+            self._setup_due = False  # a cancel during the setup sets it again
             run(client_setup_op(self._proto.reply_queue), self._link, no_wait)
-            self._setup_due = False
         op = call_op(
             self._proto, method, arg, now=self._link.now(), timeout=timeout, token=Slot(),
             wall=time.time(), inherited=request_deadline(),

@@ -47,6 +47,8 @@ DEFAULT_MAX_CONCURRENCY = 64
 class ServerCodec(ServerView):
     """Serves one request queue from the thread that calls `serve_forever()`."""
 
+    _link: Link
+
     def __init__(
         self,
         link: Link,
@@ -78,12 +80,6 @@ class ServerCodec(ServerView):
         self._consumer_tag: str | None = None
         self._resume_due = False  # the broker cancelled our consumer: consume again
         link.bind(self)
-
-    @property
-    def blocked(self) -> bool:
-        """Whether the broker has blocked this codec's connection (a memory or disk alarm);
-        calls still end by their deadlines. Each change is logged."""
-        return self._link.blocked
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
         """Serve `target` (an instance's public methods, or a function). Returns the wire names
@@ -128,7 +124,7 @@ class ServerCodec(ServerView):
             while not self._stop.is_set():
                 self._link.process(None)  # stop() and answers wake it
                 self._send_acks()
-                if self._resume_due:
+                if self._resume_due and not self._stop.is_set():
                     self._resume_due = False
                     self._consumer_tag = run(resume_op(self._queue), self._link, no_wait)
             self._drain()

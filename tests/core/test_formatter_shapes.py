@@ -95,3 +95,30 @@ def test_not_a_formatter_is_refused() -> None:
 
     with pytest.raises(amqprpc.UsageError):
         as_formatter(Nothing)
+
+
+def test_subclasses_keep_their_overrides_and_may_call_the_base() -> None:
+    class Upper(amqprpc.Json):
+        def pack(self, obj: Any) -> bytes:
+            return super().pack(obj.upper())
+
+    class Explicit(amqprpc.Json):
+        def pack(self, obj: Any) -> bytes:
+            return amqprpc.Json.pack(self, [obj])
+
+    upper = Upper()
+    assert [upper.pack("a"), upper.pack("b")] == [b'"A"', b'"B"']  # every call, not the 1st
+    assert Explicit().pack(1) == b"[1]"
+    assert as_formatter(Upper).pack("c") == b'"C"'
+
+
+def test_seed_functions_with_optional_arguments_are_used_on_the_class() -> None:
+    class WithDefaults:
+        def pack(obj, indent=None):  # type: ignore[no-untyped-def]
+            return amqprpc.Json.pack(obj)
+
+        def unpack(body):  # type: ignore[no-untyped-def]
+            return amqprpc.Json.unpack(body)
+
+    assert as_formatter(WithDefaults) is WithDefaults
+    assert pack_body(as_formatter(WithDefaults), [1]) == b"[1]"

@@ -177,6 +177,9 @@ def test_matrix_cell(
             rate = asyncio.run(async_client_cell(url, queue_name, fmt))
         else:
             rate = sync_client_cell(url, queue_name, fmt)
+        if server_kind != "go":  # Go clients send no deadline: served exactly as before
+            stats = server.server.stats
+            assert (stats.expired, stats.bad_deadline, stats.loops, stats.replies) == (0, 0, 0, 0)
     finally:
         server.stop()
     RESULTS[f"{client_kind:>8} client -> {server_kind:<8} server {fmt}"] = rate

@@ -1,0 +1,93 @@
+"""The formatter shapes the seed documented, on a real broker with both servers and all
+three clients, and JSON numbers that overflow to infinity refused like Infinity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aioamqp
+import pika
+import pytest
+
+import amqprpc
+import amqprpc.sync
+from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+from tests.integration.raw import RawPeer, reply_headers
+
+
+class SeedStyle:
+    """The seed's README: a class of plain one-argument functions, passed as the class."""
+
+    def pack(pyobj):  # type: ignore[no-untyped-def]
+        return amqprpc.MsgPack.pack(pyobj)
+
+    def unpack(binrepr):  # type: ignore[no-untyped-def]
+        return amqprpc.MsgPack.unpack(binrepr)
+
+
+class Static:
+    @staticmethod
+    def pack(obj: Any) -> bytes:
+        return amqprpc.MsgPack.pack(obj)
+
+    @staticmethod
+    def unpack(body: bytes) -> Any:
+        return amqprpc.MsgPack.unpack(body)
+
+
+class Bound:
+    def pack(self, obj: Any) -> bytes:
+        return amqprpc.MsgPack.pack(obj)
+
+    def unpack(self, body: bytes) -> Any:
+        return amqprpc.MsgPack.unpack(body)
+
+
+SHAPES = {"seed-class": SeedStyle, "staticmethods": Static, "instance": Bound(),
+          "built-in-class": amqprpc.MsgPack}  # fmt: skip
+SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_every_formatter_shape_works_end_to_end(
+    broker_url: str, queue_name: str, shape: str, kind: str
+) -> None:
+    fmt = SHAPES[shape]
+    server = SERVERS[kind](broker_url, queue_name, fmt, Arith()).start()
+    try:
+        with amqprpc.sync.client_codec(broker_url, queue_name, fmt) as threadsafe:
+            assert threadsafe.call("Arith.Mul", {"A": 6, "B": 7}, timeout=10) == 42
+        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+        with amqprpc.sync.client_codec(connection, queue_name, fmt) as plain:
+            assert plain.call("Arith.Echo", b"\x00\xff", timeout=10) == b"\x00\xff"
+        connection.close()
+        transport, protocol = await aioamqp.from_url(broker_url)
+        codec = await amqprpc.client_codec(protocol, queue_name, fmt)
+        with pytest.raises(amqprpc.RemoteError, match="divide by zero"):
+            await codec.call("Arith.Div", {"A": 1, "B": 0}, timeout=10)
+        await codec.close()
+        await protocol.close()
+        transport.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_json_numbers_overflowing_to_infinity_are_refused(
+    broker_url: str, queue_name: str, kind: str
+) -> None:
+    server = SERVERS[kind](broker_url, queue_name, amqprpc.Json, Arith()).start()
+    peer = RawPeer(broker_url)
+    try:
+        properties = pika.BasicProperties(
+            reply_to="Arith.Echo", correlation_id=peer.reply_queue, message_id="1"
+        )
+        peer.publish(queue_name, b'{"A":1e999}', properties)
+        props, body = peer.get_reply()
+        error = reply_headers(props).get("error")
+        assert isinstance(error, str) and "overflows" in error
+        assert body == b"{}"
+    finally:
+        peer.close()
+        server.stop()
