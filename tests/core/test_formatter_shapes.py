@@ -10,38 +10,7 @@ import pytest
 import amqprpc
 from amqprpc._client import client_protocol
 from amqprpc._formatters import as_formatter, pack_body, unpack_body
-
-
-class SeedStyle:
-    """As the seed's README showed it: plain functions, no `self`."""
-
-    def pack(pyobj):  # type: ignore[no-untyped-def]
-        return amqprpc.Json.pack(pyobj)
-
-    def unpack(binrepr):  # type: ignore[no-untyped-def]
-        return amqprpc.Json.unpack(binrepr)
-
-
-class Static:
-    @staticmethod
-    def pack(obj: Any) -> bytes:
-        return amqprpc.MsgPack.pack(obj)
-
-    @staticmethod
-    def unpack(body: bytes) -> Any:
-        return amqprpc.MsgPack.unpack(body)
-
-
-class WithSelf:
-    def __init__(self) -> None:
-        self.packed = 0
-
-    def pack(self, obj: Any) -> bytes:
-        self.packed += 1
-        return amqprpc.Json.pack(obj)
-
-    def unpack(self, body: bytes) -> Any:
-        return amqprpc.Json.unpack(body)
+from tests.shapes import SeedStyle, Static, WithSelf
 
 
 @pytest.mark.parametrize("fmt", [amqprpc.Json, amqprpc.MsgPack])
