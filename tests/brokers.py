@@ -92,11 +92,19 @@ class PrivateBroker:
 
     user = "amqprpc-test"
 
-    def __init__(self, directory: Path, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, directory: Path, *, start_timeout: float = 60.0, root: Path | None = None,
+        config: str = "", user: str | None = None, password: str | None = None,
+    ) -> None:  # fmt: skip
         self.dir = directory
         self.start_timeout = start_timeout
+        # A node of another RabbitMQ release runs chrooted into `root` (tests/rabbitmq4.py);
+        # `directory` lies inside it, and the node sees its paths from inside.
+        self.root = root
+        self.extra_config = config
         self.node = f"amqprpc-{uuid.uuid4().hex[:12]}@localhost"
-        self.password = secrets.token_hex(16)
+        self.user = user or self.user
+        self.password = password or secrets.token_hex(16)
         self.port, self.tls_port, self.dist_port = _free_ports(3)
         self.ca_file = directory / "ca.pem"
         self.log_file = directory / "log" / f"{self.node}.log"
@@ -124,19 +132,31 @@ class PrivateBroker:
         """A client context that trusts the node's CA (and checks the host name)."""
         return ssl.create_default_context(cafile=str(self.ca_file))
 
+    def _inside(self, path: Path) -> str:
+        """`path` as the node sees it (from inside its root, when it has one)."""
+        if self.root is None:
+            return str(path)
+        return "/" + str(path.relative_to(self.root))
+
+    def _command(self, tool: str, *args: str) -> list[str]:
+        binary = str(RABBITMQ_BIN / tool)
+        return [binary, *args] if self.root is None else ["chroot", str(self.root), binary, *args]
+
     def _configure(self) -> None:
         make_certificates(self.dir)
+        inside = self._inside(self.dir)
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = {LOCALHOST}:{self.port}\n"
             f"listeners.ssl.default = {LOCALHOST}:{self.tls_port}\n"
-            f"ssl_options.cacertfile = {self.dir / 'ca.pem'}\n"
-            f"ssl_options.certfile = {self.dir / 'server.pem'}\n"
-            f"ssl_options.keyfile = {self.dir / 'server.key'}\n"
+            f"ssl_options.cacertfile = {inside}/ca.pem\n"
+            f"ssl_options.certfile = {inside}/server.pem\n"
+            f"ssl_options.keyfile = {inside}/server.key\n"
             "ssl_options.verify = verify_none\n"
             "ssl_options.fail_if_no_peer_cert = false\n"
             "loopback_users = none\n"
             f"default_user = {self.user}\n"
             f"default_pass = {self.password}\n"
+            + self.extra_config
         )
         (self.dir / "enabled_plugins").write_text("[].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
@@ -144,18 +164,19 @@ class PrivateBroker:
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        inside = self._inside(self.dir)
         env.update(
-            HOME=str(self.dir),
+            HOME=inside,
             RABBITMQ_NODENAME=self.node,
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
-            RABBITMQ_CONF_ENV_FILE=str(self.dir / "rabbitmq-env.conf"),
-            RABBITMQ_CONFIG_FILE=str(self.dir / "rabbitmq"),
-            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "advanced.config"),
-            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "enabled_plugins"),
-            RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"),
-            RABBITMQ_LOG_BASE=str(self.dir / "log"),
-            RABBITMQ_PID_FILE=str(self.dir / "rabbitmq.pid"),
+            RABBITMQ_CONF_ENV_FILE=f"{inside}/rabbitmq-env.conf",
+            RABBITMQ_CONFIG_FILE=f"{inside}/rabbitmq",
+            RABBITMQ_ADVANCED_CONFIG_FILE=f"{inside}/advanced.config",
+            RABBITMQ_ENABLED_PLUGINS_FILE=f"{inside}/enabled_plugins",
+            RABBITMQ_MNESIA_BASE=f"{inside}/mnesia",
+            RABBITMQ_LOG_BASE=f"{inside}/log",
+            RABBITMQ_PID_FILE=f"{inside}/rabbitmq.pid",
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
         )
         return env
@@ -168,29 +189,41 @@ class PrivateBroker:
         """
         if self.running:
             return
-        for tool in (RABBITMQ_BIN / "rabbitmq-server", Path(shutil.which("openssl") or "openssl")):
+        server = (self.root or Path("/")) / str(RABBITMQ_BIN / "rabbitmq-server").lstrip("/")
+        for tool in (server, Path(shutil.which("openssl") or "openssl")):
             if not tool.is_file():
                 raise BrokerStartError(
                     f"{tool} not found: tests that restart a broker start a private one "
                     "(`apt-get install rabbitmq-server openssl`)"
                 )
-        if not self._configured:
-            self._configure()
-        self._output = self._stdout.open("ab")
-        self._process = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")],
-            env=self._env(),
-            cwd=self.dir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, to kill if it will not stop
-        )
-        try:
-            self._wait_until_answering()
-        except BaseException:
-            self._kill()
-            raise
+        first_start = not self._configured
+        for attempt in range(3):
+            if not self._configured:
+                self._configure()
+            self._output = self._stdout.open("ab")
+            self._process = subprocess.Popen(
+                self._command("rabbitmq-server"),
+                env=self._env(),
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, to kill if it will not stop
+            )
+            try:
+                self._wait_until_answering()
+                return
+            except BrokerStartError as exc:
+                self._kill()
+                # A port found free was taken meanwhile (by some client's ephemeral port):
+                # before the first start, ports may change; after it, clients rely on them.
+                if not (first_start and "eaddrinuse" in str(exc) and attempt < 2):
+                    raise
+                self.port, self.tls_port, self.dist_port = _free_ports(3)
+                self._configured = False
+            except BaseException:
+                self._kill()
+                raise
 
     def _wait_until_answering(self) -> None:
         # Nothing tells us when the node is ready but the node itself: poll with pika.
@@ -230,7 +263,7 @@ class PrivateBroker:
         if process.poll() is None:
             try:
                 subprocess.run(
-                    [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"],
+                    self._command("rabbitmqctl", "-n", self.node, "stop"),
                     env=self._env(),
                     cwd=self.dir,
                     stdin=subprocess.DEVNULL,
@@ -249,7 +282,7 @@ class PrivateBroker:
         Raises subprocess.CalledProcessError when it fails.
         """
         done = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            self._command("rabbitmqctl", "-n", self.node, *args),
             env=self._env(), cwd=self.dir, stdin=subprocess.DEVNULL, capture_output=True,
             timeout=timeout, check=True, text=True,
         )  # fmt: skip

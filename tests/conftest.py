@@ -4,6 +4,7 @@ connection, and a private broker for tests that stop or restart one."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -46,11 +47,36 @@ def _check_broker() -> None:
     _broker_checked = BROKER_URL
 
 
-@pytest.fixture
-def broker_url() -> str:
-    """The URL of a reachable broker; fails the test loudly when none answers."""
+@pytest.fixture(
+    params=["rabbitmq3", pytest.param("rabbitmq4", marks=pytest.mark.rabbitmq4)]
+)
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a reachable broker: the shared one (RabbitMQ 3.10 here, AMQPRPC_TEST_URL),
+    then a RabbitMQ 4 node of the session's own, so that the broker tier runs on both. Fails
+    the test loudly when the broker does not answer."""
+    if request.param == "rabbitmq4":
+        return str(request.getfixturevalue("rabbitmq4").url)
     _check_broker()
     return BROKER_URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq4() -> Iterator[PrivateBroker]:
+    """A RabbitMQ 4.0 node (tests/rabbitmq4.py), started on first use and stopped at the
+    session's end."""
+    from tests.brokers import BrokerStartError
+    from tests.rabbitmq4 import new_node
+
+    try:
+        node = new_node()
+        node.start()
+    except (RuntimeError, BrokerStartError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(node.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from tests.integration.peers import SyncServerThread
 from tests.integration.raw import delete_queue
 
 SITE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
+# Django reads its settings (and makes settings.RPC) once per process: one broker only.
+pytestmark = pytest.mark.parametrize("broker_url", ["rabbitmq3"], indirect=True)
 
 
 class Server:
