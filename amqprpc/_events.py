@@ -100,7 +100,8 @@ class Reject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeclareQueue:
-    """Declare a queue with exactly these flags (queue.declare, no arguments table).
+    """Declare a queue with exactly these flags and arguments (queue.declare); `passive`
+    only checks that it exists, never creating it.
 
     The broker answers with `QueueDeclared`.
     """
@@ -109,6 +110,8 @@ class DeclareQueue:
     durable: bool = False
     exclusive: bool = False
     auto_delete: bool = False
+    passive: bool = False
+    arguments: tuple[tuple[str, str], ...] = ()  # the arguments table, as (name, value) pairs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,9 @@ only code that blocks or awaits. No I/O here.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ._errors import ProtocolViolation, RPCError
+from ._errors import BrokerError, ProtocolViolation, RPCError, UsageError
 from ._events import (
     Action,
     Answer,
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ._client import ClientProtocol
 
 __all__ = [
+    "DECLARE_PROFILES",
+    "DeclareProfile",
     "Op",
     "call_op",
     "cancel_consume_op",
@@ -50,22 +52,73 @@ Op = Generator[Action | WaitFor[T], Answer, R]
 """An op with call tokens of type T and a value of type R."""
 
 
-def request_queue_declaration(queue: str) -> DeclareQueue:
-    """The one declaration of a request queue that Go peers accept (PROTOCOL.md section 2)."""
-    return DeclareQueue(queue=queue, durable=False, exclusive=False, auto_delete=False)
+DeclareProfile = Literal["go", "durable", "quorum", "passive"]
+"""How a server declares its request queue (PROTOCOL.md sections 2 and 12.4)."""
+
+DECLARE_PROFILES: tuple[DeclareProfile, ...] = ("go", "durable", "quorum", "passive")
+
+_DENIED_FEATURE = "transient_nonexcl_queues"
 
 
-def server_setup_op(queue: str, *, prefetch: int, no_ack: bool = False) -> Op[Any, None]:
-    """Declare the request queue and limit unacked deliveries (consuming starts later)."""
-    yield request_queue_declaration(queue)
+def request_queue_declaration(queue: str, declare: DeclareProfile = "go") -> DeclareQueue:
+    """The declaration of a request queue for a profile: "go", the one Go peers accept (not
+    durable, not exclusive, not auto-delete, no arguments); "durable"; "quorum" (durable,
+    x-queue-type=quorum); "passive" (check that it exists, never create it).
+
+    Raises UsageError for another profile.
+    """
+    if declare == "go":
+        return DeclareQueue(queue=queue, durable=False, exclusive=False, auto_delete=False)
+    if declare == "durable":
+        return DeclareQueue(queue=queue, durable=True)
+    if declare == "quorum":
+        return DeclareQueue(queue=queue, durable=True, arguments=(("x-queue-type", "quorum"),))
+    if declare == "passive":
+        return DeclareQueue(queue=queue, passive=True)
+    raise UsageError(f"declare must be one of {', '.join(DECLARE_PROFILES)}, not {declare!r}")
+
+
+def _declare_op(queue: str, declare: DeclareProfile) -> Op[Any, None]:
+    # What the broker says about a refused declaration, in terms of the profiles.
+    try:
+        yield request_queue_declaration(queue, declare)
+    except BrokerError as exc:
+        raise _explained(exc, queue, declare) from exc
+
+
+def _explained(exc: BrokerError, queue: str, declare: DeclareProfile) -> BrokerError:
+    code = exc.reply_code
+    if code == 541 and _DENIED_FEATURE in exc.reply_text:
+        return BrokerError(code, (
+            f"declaring queue {queue!r}: this broker denies queues that are neither durable "
+            f"nor exclusive (deprecated feature {_DENIED_FEATURE}, denied by default from "
+            "RabbitMQ 4.3). Permit it on every node (deprecated_features.permit."
+            f"{_DENIED_FEATURE} = true), or declare the queue durable on every peer "
+            "(declare='durable')"
+        ))  # fmt: skip
+    if code == 404 and declare == "passive":
+        return BrokerError(code, f"queue {queue!r} does not exist, and declare='passive' "
+                                 f"never creates it ({exc.reply_text})")  # fmt: skip
+    if code == 406:
+        return BrokerError(code, f"{exc.reply_text} (declare={declare!r}: every peer of a "
+                                 "queue must declare it alike)")  # fmt: skip
+    return exc
+
+
+def server_setup_op(
+    queue: str, *, prefetch: int, no_ack: bool = False, declare: DeclareProfile = "go"
+) -> Op[Any, None]:
+    """Declare the request queue as `declare` says and limit unacked deliveries (consuming
+    starts later). Raises BrokerError with the profile's advice when the broker refuses."""
+    yield from _declare_op(queue, declare)
     if not no_ack:
         yield Qos(prefetch_count=prefetch)
 
 
-def resume_op(queue: str) -> Op[Any, str]:
+def resume_op(queue: str, declare: DeclareProfile = "go") -> Op[Any, str]:
     """The broker cancelled the server's consumer (its queue was deleted): declare the queue
     again and consume it. Returns the new consumer tag; the channel's prefetch still holds."""
-    yield request_queue_declaration(queue)
+    yield from _declare_op(queue, declare)
     return (yield from consume_op(queue))
 
 

@@ -60,15 +60,12 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return BROKER_URL
 
 
-@pytest.fixture(scope="session")
-def rabbitmq4() -> Iterator[PrivateBroker]:
-    """A RabbitMQ 4.0 node (tests/rabbitmq4.py), started on first use and stopped at the
-    session's end."""
+def _rabbitmq4_node(config: str = "") -> Iterator[PrivateBroker]:
     from tests.brokers import BrokerStartError
     from tests.rabbitmq4 import new_node
 
     try:
-        node = new_node()
+        node = new_node(config=config)
         node.start()
     except (RuntimeError, BrokerStartError) as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -77,6 +74,22 @@ def rabbitmq4() -> Iterator[PrivateBroker]:
     finally:
         node.stop()
         shutil.rmtree(node.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq4() -> Iterator[PrivateBroker]:
+    """A RabbitMQ 4.0 node (tests/rabbitmq4.py), started on first use and stopped at the
+    session's end."""
+    yield from _rabbitmq4_node()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq43() -> Iterator[PrivateBroker]:
+    """A RabbitMQ 4.0 node that denies transient non-exclusive queues, as 4.3 does by
+    default (tests/rabbitmq4.py STRICT_4_3)."""
+    from tests.rabbitmq4 import STRICT_4_3
+
+    yield from _rabbitmq4_node(STRICT_4_3)
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ class _Queue:
     exclusive: bool
     auto_delete: bool
     owner: _LinkBase | None
+    arguments: tuple[tuple[str, str], ...] = ()
     messages: collections.deque[_Message] = field(default_factory=collections.deque)
     consumers: list[_Consumer] = field(default_factory=list)
     turn: int = 0
@@ -170,14 +171,18 @@ class FakeBroker:
 
     def _declare(self, link: _LinkBase, action: DeclareQueue) -> QueueDeclared:
         found = self.queues.get(action.queue)
+        if found is None and action.passive:
+            self._fail_channel(link, 404, f"NOT_FOUND - no queue '{action.queue}'")
         if found is None:
             found = self.queues[action.queue] = _Queue(
                 action.queue, action.durable, action.exclusive, action.auto_delete,
-                link if action.exclusive else None,
+                link if action.exclusive else None, arguments=action.arguments,
             )  # fmt: skip
         elif found.exclusive and found.owner is not link:
             self._fail_channel(link, 405, f"RESOURCE_LOCKED - queue '{action.queue}'")
-        elif (found.durable, found.auto_delete) != (action.durable, action.auto_delete):
+        elif not action.passive and (found.durable, found.auto_delete, found.arguments) != (
+            action.durable, action.auto_delete, action.arguments
+        ):  # fmt: skip
             self._fail_channel(link, 406, f"PRECONDITION_FAILED - inequivalent '{action.queue}'")
         return QueueDeclared(
             queue=found.name, message_count=len(found.messages), consumer_count=len(found.consumers)

@@ -260,9 +260,11 @@ class AioLink:
             with map_exceptions(f"declaring queue {action.queue!r}"):
                 ok = await channel.queue_declare(
                     action.queue,
+                    passive=action.passive,
                     durable=action.durable,
                     exclusive=action.exclusive,
                     auto_delete=action.auto_delete,
+                    arguments=dict(action.arguments) or None,
                 )
             return QueueDeclared(
                 queue=ok["queue"],

@@ -22,7 +22,15 @@ from .._events import Action, Delivery, Invoke, Returned
 from .._formatters import FormatterLike, as_formatter
 from .._handlers import run_async_handler
 from .._link import AsyncLink, no_wait, run_async
-from .._ops import cancel_consume_op, close_op, consume_op, resume_op, server_setup_op
+from .._ops import (
+    DeclareProfile,
+    cancel_consume_op,
+    close_op,
+    consume_op,
+    request_queue_declaration,
+    resume_op,
+    server_setup_op,
+)
 from .._server import (
     DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
@@ -55,6 +63,7 @@ class AsyncServerCodec(ServerView):
         max_workers: int | None,
         grace: float,
         cancel_on_deadline: bool = False,
+        declare: DeclareProfile = "go",
     ) -> None:
         self._link = link
         self._proto = proto
@@ -65,6 +74,7 @@ class AsyncServerCodec(ServerView):
         )
         self._grace = grace
         self._cancel = cancel_on_deadline
+        self._declare: DeclareProfile = declare
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consuming: asyncio.Task[None] | None = None
@@ -173,7 +183,8 @@ class AsyncServerCodec(ServerView):
 
     async def _resume(self) -> None:
         try:
-            self._consumer_tag = await run_async(resume_op(self._queue), self._link, no_wait)
+            resume = resume_op(self._queue, self._declare)
+            self._consumer_tag = await run_async(resume, self._link, no_wait)
         except RPCError as exc:
             if not self._closing:
                 logger.error("could not consume %r again: %s; no longer serving", self._queue, exc)
@@ -226,13 +237,16 @@ async def server_codec(
     registry: Registry | None = None,
     deadline_skew: float = DEFAULT_DEADLINE_SKEW,
     cancel_on_deadline: bool = False,
+    declare: DeclareProfile = "go",
 ) -> AsyncServerCodec:
     """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`).
 
-    Opens its own channel and declares the queue exactly as Go peers do, so Go and Python
-    servers can share it. `max_concurrency` bounds requests in progress (basic.qos prefetch);
-    `ack="late"` (default) acks each request after its reply is published, `"early"` on
-    receipt, as go-amqprpc does. Plain handlers run in `executor` (default: a thread pool of
+    Opens its own channel and declares the queue as `declare` says: "go" (default) exactly
+    as Go peers do, so Go and Python servers can share it; "durable" (RabbitMQ 4.3 denies
+    the Go declaration by default); "quorum" (clusters); "passive" (never create it).
+    `max_concurrency` bounds requests in progress (basic.qos prefetch). `ack="late"`
+    (default) acks each request after its reply is published, `"early"` on receipt, as
+    go-amqprpc does. Plain handlers run in `executor` (default: a thread pool of
     `max_workers`). A request whose caller's deadline (sent by Python clients) has passed by
     more than `deadline_skew` seconds is not started; with `cancel_on_deadline`, an `async def`
     handler still running then is cancelled. Raises UsageError for bad options,
@@ -240,6 +254,7 @@ async def server_codec(
     """
     if not 1 <= max_concurrency <= 65535:
         raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
+    request_queue_declaration(queue, declare)  # a bad profile fails before connecting
     proto = ServerProtocol(
         registry=registry if registry is not None else Registry(),
         formatter=as_formatter(formatter),
@@ -250,11 +265,13 @@ async def server_codec(
     )
     link = await open_link(protocol)
     try:
-        await run_async(server_setup_op(queue, prefetch=max_concurrency), link, no_wait)
+        await run_async(
+            server_setup_op(queue, prefetch=max_concurrency, declare=declare), link, no_wait
+        )
     except BaseException:
         await run_async(close_op(), link, no_wait)
         raise
     return AsyncServerCodec(
         link, proto, queue=queue, executor=executor, max_workers=max_workers, grace=grace,
-        cancel_on_deadline=cancel_on_deadline,
+        cancel_on_deadline=cancel_on_deadline, declare=declare,
     )  # fmt: skip

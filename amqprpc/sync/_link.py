@@ -55,6 +55,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_INTERNAL_ERROR = 541
+
 
 @contextlib.contextmanager
 def map_exceptions(what: str) -> Iterator[None]:
@@ -62,6 +64,12 @@ def map_exceptions(what: str) -> Iterator[None]:
     try:
         yield
     except pika.exceptions.ChannelClosedByBroker as exc:
+        raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
+    except pika.exceptions.ConnectionClosedByBroker as exc:
+        if exc.reply_code != _INTERNAL_ERROR:  # 320 (a broker going down) and the like
+            raise ConnectionLost(f"{what}: {type(exc).__name__}") from exc
+        # 541: the broker refused what we asked (a denied deprecated feature), and closed
+        # the whole connection to say so.
         raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
     except (
         pika.exceptions.AMQPConnectionError,
@@ -239,9 +247,11 @@ class PikaLink:
             with map_exceptions(f"declaring queue {action.queue!r}"):
                 ok = channel.queue_declare(
                     action.queue,
+                    passive=action.passive,
                     durable=action.durable,
                     exclusive=action.exclusive,
                     auto_delete=action.auto_delete,
+                    arguments=dict(action.arguments) or None,
                 ).method
             return QueueDeclared(
                 queue=ok.queue, message_count=ok.message_count, consumer_count=ok.consumer_count

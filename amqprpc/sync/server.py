@@ -26,7 +26,15 @@ from .._events import Action, Delivery, Invoke, Outcome, Returned
 from .._formatters import FormatterLike, as_formatter
 from .._handlers import run_async_handler
 from .._link import Link, no_wait, run
-from .._ops import cancel_consume_op, close_op, consume_op, resume_op, server_setup_op
+from .._ops import (
+    DeclareProfile,
+    cancel_consume_op,
+    close_op,
+    consume_op,
+    request_queue_declaration,
+    resume_op,
+    server_setup_op,
+)
 from .._server import (
     DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
@@ -59,12 +67,14 @@ class ServerCodec(ServerView):
         grace: float,
         owned: bool,
         cancel_on_deadline: bool = False,
+        declare: DeclareProfile = "go",
     ) -> None:
         self._link = link
         self._proto = proto
         self._queue = queue
         self._grace = grace
         self._cancel = cancel_on_deadline
+        self._declare: DeclareProfile = declare
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=f"amqprpc-{queue}"
         )
@@ -126,7 +136,8 @@ class ServerCodec(ServerView):
                 self._send_acks()
                 if self._resume_due and not self._stop.is_set():
                     self._resume_due = False
-                    self._consumer_tag = run(resume_op(self._queue), self._link, no_wait)
+                    resume = resume_op(self._queue, self._declare)
+                    self._consumer_tag = run(resume, self._link, no_wait)
             self._drain()
         except ConnectionLost:
             logger.error("server connection for %r lost; no longer serving", self._queue)
@@ -271,17 +282,20 @@ def server_codec(
     registry: Registry | None = None,
     deadline_skew: float = DEFAULT_DEADLINE_SKEW,
     cancel_on_deadline: bool = False,
+    declare: DeclareProfile = "go",
 ) -> ServerCodec:
     """A sync server codec for request queue `queue`.
 
     `connection` is a pika `BlockingConnection` (serve from the thread that made it) or a URL
-    / pika parameters (the codec opens and closes its own connection). Declares the queue as Go
-    peers do. `max_concurrency` bounds requests in progress (basic.qos prefetch); handlers run
-    on a pool of `max_workers` threads; `ack`, `deadline_skew` and `cancel_on_deadline` as for
-    the async server. Raises UsageError, ConnectionLost or BrokerError.
+    / pika parameters (the codec opens and closes its own connection). Declares the queue as
+    `declare` says ("go", as Go peers do, by default). `max_concurrency` bounds requests in
+    progress (basic.qos prefetch); handlers run on a pool of `max_workers` threads; `ack`,
+    `deadline_skew`, `cancel_on_deadline` and `declare` as for the async server. Raises
+    UsageError, ConnectionLost or BrokerError.
     """
     if not 1 <= max_concurrency <= 65535:
         raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
+    request_queue_declaration(queue, declare)  # a bad profile fails before connecting
     proto = ServerProtocol(
         registry=registry if registry is not None else Registry(),
         formatter=as_formatter(formatter),
@@ -292,11 +306,13 @@ def server_codec(
     )
     link, owned = link_for(connection)
     try:
-        run(server_setup_op(queue, prefetch=max_concurrency), link, no_wait)
+        run(
+            server_setup_op(queue, prefetch=max_concurrency, declare=declare), link, no_wait
+        )
     except BaseException:
         run(close_op(), link, no_wait)
         raise
     return ServerCodec(
         link, proto, queue=queue, max_workers=max_workers, grace=grace, owned=owned,
-        cancel_on_deadline=cancel_on_deadline,
+        cancel_on_deadline=cancel_on_deadline, declare=declare,
     )  # fmt: skip

@@ -64,6 +64,7 @@ class AsyncServerThread:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
+        transport = None
         try:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
@@ -74,10 +75,12 @@ class AsyncServerThread:
             server.register(self.service)
             await server.started()
             self.server: Any = server
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - start() raises it in the test's thread
             self._error = exc
+            if transport is not None:
+                transport.close()
             self._ready.set()
-            raise
+            return
         self._ready.set()
         await self._stop.wait()
         await server.close()

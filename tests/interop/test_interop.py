@@ -29,12 +29,12 @@ IN_FLIGHT = 100
 class GoServer:
     """The Go peer serving Arith on a queue, as a child process."""
 
-    def __init__(self, binary: Path, url: str, queue: str, fmt: str) -> None:
-        self.proc = subprocess.Popen(
-            [str(binary), "-mode", "server", "-url", url, "-queue", queue, "-format", fmt],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(
+        self, binary: Path, url: str, queue: str, fmt: str, declare: str = "go"
+    ) -> None:
+        command = [str(binary), "-mode", "server", "-url", url, "-queue", queue, "-format", fmt,
+                   "-declare", declare]  # fmt: skip
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     def stop(self) -> None:
@@ -42,11 +42,13 @@ class GoServer:
         self.proc.communicate(timeout=10)
 
 
-def start_server(kind: str, binary: Path, url: str, queue: str, fmt: str) -> Any:
+def start_server(
+    kind: str, binary: Path, url: str, queue: str, fmt: str, declare: str = "go"
+) -> Any:
     if kind == "go":
-        return GoServer(binary, url, queue, fmt)
+        return GoServer(binary, url, queue, fmt, declare)
     peer_class = AsyncServerThread if kind == "py-async" else SyncServerThread
-    return peer_class(url, queue, FORMATS[fmt], Arith()).start()
+    return peer_class(url, queue, FORMATS[fmt], Arith(), declare=declare).start()
 
 
 def nested(fmt: str) -> dict[str, Any]:
@@ -145,10 +147,10 @@ def sync_client_cell(url: str, queue: str, fmt: str) -> float:
         return LOAD_CALLS / (time.perf_counter() - start)
 
 
-def go_client_cell(binary: Path, url: str, queue: str, fmt: str) -> float:
+def go_client_cell(binary: Path, url: str, queue: str, fmt: str, declare: str = "go") -> float:
     proc = subprocess.run(
         [str(binary), "-mode", "client", "-url", url, "-queue", queue, "-format", fmt,
-         "-n", str(LOAD_CALLS), "-c", str(IN_FLIGHT)],
+         "-n", str(LOAD_CALLS), "-c", str(IN_FLIGHT), "-declare", declare],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -30,9 +30,18 @@ var Formats = map[string]Format{
 	"msgpack": {"msgpack", msgpack.Marshal, msgpack.Unmarshal},
 }
 
-func declareRequestQueue(ch *amqp.Channel, queue string) (amqp.Queue, error) {
-	// Exactly these flags: not durable, not auto-delete, not exclusive, no arguments.
-	return ch.QueueDeclare(queue, false, false, false, false, nil)
+// Options choose how the codecs declare their queues.
+type Options struct {
+	// Durable declares the request queue durable and the client's reply queue exclusive.
+	// RabbitMQ 4.3 denies, by default, queues that are neither durable nor exclusive, which
+	// is how go-amqprpc declares both. Every peer of a request queue must declare it alike
+	// (amqprpc: declare="durable").
+	Durable bool
+}
+
+func declareRequestQueue(ch *amqp.Channel, queue string, options Options) (amqp.Queue, error) {
+	// Exactly these flags: durable only if asked, not auto-delete, not exclusive, no arguments.
+	return ch.QueueDeclare(queue, options.Durable, false, false, false, nil)
 }
 
 // ---- server -------------------------------------------------------------------------
@@ -49,11 +58,16 @@ type serverCodec struct {
 
 // NewServerCodec serves requests from queue (declared as every peer declares it).
 func NewServerCodec(conn *amqp.Connection, queue string, format Format) (rpc.ServerCodec, error) {
+	return NewServerCodecWith(conn, queue, format, Options{})
+}
+
+// NewServerCodecWith is NewServerCodec with queues declared as options say.
+func NewServerCodecWith(conn *amqp.Connection, queue string, format Format, options Options) (rpc.ServerCodec, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := declareRequestQueue(ch, queue); err != nil {
+	if _, err := declareRequestQueue(ch, queue, options); err != nil {
 		return nil, err
 	}
 	deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
@@ -123,18 +137,24 @@ type clientCodec struct {
 
 // NewClientCodec calls servers on queue; it fails when no server consumes it yet.
 func NewClientCodec(conn *amqp.Connection, queue string, format Format) (rpc.ClientCodec, error) {
+	return NewClientCodecWith(conn, queue, format, Options{})
+}
+
+// NewClientCodecWith is NewClientCodec with queues declared as options say.
+func NewClientCodecWith(conn *amqp.Connection, queue string, format Format, options Options) (rpc.ClientCodec, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	q, err := declareRequestQueue(ch, queue)
+	q, err := declareRequestQueue(ch, queue, options)
 	if err != nil {
 		return nil, err
 	}
 	if q.Consumers == 0 {
 		return nil, errors.New("no consumers in queue")
 	}
-	reply, err := ch.QueueDeclare("", false, true, false, false, nil)
+	// go-amqprpc's reply queue is auto-delete, not exclusive; Durable makes it exclusive.
+	reply, err := ch.QueueDeclare("", false, true, options.Durable, false, nil)
 	if err != nil {
 		return nil, err
 	}

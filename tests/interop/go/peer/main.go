@@ -79,22 +79,27 @@ func main() {
 	service := flag.String("service", "Arith", "service name")
 	n := flag.Int("n", 1000, "calls in the load phase")
 	c := flag.Int("c", 100, "calls in flight in the load phase")
+	declare := flag.String("declare", "go", "go (go-amqprpc's queues) or durable")
 	flag.Parse()
 
 	format, ok := goamqprpc.Formats[*formatName]
 	if !ok {
 		fail("unknown format %q", *formatName)
 	}
+	if *declare != "go" && *declare != "durable" {
+		fail("unknown declare %q", *declare)
+	}
+	options := goamqprpc.Options{Durable: *declare == "durable"}
 	conn, err := amqp.Dial(*url)
 	if err != nil {
 		fail("dial: %v", err)
 	}
 	defer conn.Close()
 	if *mode == "server" {
-		serve(conn, *queue, format, *service)
+		serve(conn, *queue, format, *service, options)
 		return
 	}
-	os.Exit(runClient(conn, *queue, format, *service, *n, *c))
+	os.Exit(runClient(conn, *queue, format, *service, *n, *c, options))
 }
 
 func fail(msg string, args ...interface{}) {
@@ -102,12 +107,12 @@ func fail(msg string, args ...interface{}) {
 	os.Exit(2)
 }
 
-func serve(conn *amqp.Connection, queue string, format goamqprpc.Format, service string) {
+func serve(conn *amqp.Connection, queue string, format goamqprpc.Format, service string, options goamqprpc.Options) {
 	server := rpc.NewServer()
 	if err := server.RegisterName(service, new(Arith)); err != nil {
 		fail("register: %v", err)
 	}
-	codec, err := goamqprpc.NewServerCodec(conn, queue, format)
+	codec, err := goamqprpc.NewServerCodecWith(conn, queue, format, options)
 	if err != nil {
 		fail("server codec: %v", err)
 	}
@@ -125,8 +130,8 @@ func (k *checker) expect(what string, ok bool, got interface{}) {
 	}
 }
 
-func runClient(conn *amqp.Connection, queue string, format goamqprpc.Format, service string, n, c int) int {
-	codec, err := goamqprpc.NewClientCodec(conn, queue, format)
+func runClient(conn *amqp.Connection, queue string, format goamqprpc.Format, service string, n, c int, options goamqprpc.Options) int {
+	codec, err := goamqprpc.NewClientCodecWith(conn, queue, format, options)
 	if err != nil {
 		fail("client codec: %v", err)
 	}

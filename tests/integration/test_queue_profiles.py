@@ -1,0 +1,132 @@
+"""Queue profiles (`declare=`) on RabbitMQ 4.0 nodes, one of them configured as 4.3 is by
+default (transient non-exclusive queues denied): the Go declaration fails there with a
+BrokerError that says what to do, and "durable", "quorum" and "passive" serve all three
+clients through both servers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aioamqp
+import pika
+import pytest
+
+import amqprpc
+import amqprpc.sync
+from tests.brokers import PrivateBroker
+from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+
+pytestmark = pytest.mark.rabbitmq4
+
+SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+
+
+def new_queue() -> str:
+    return f"amqprpc-test-{uuid.uuid4().hex[:12]}"
+
+
+async def every_client_calls(url: str, queue: str) -> None:
+    with amqprpc.sync.client_codec(url, queue, amqprpc.Json) as threadsafe:
+        assert threadsafe.call("Arith.Mul", {"A": 6, "B": 7}, timeout=10) == 42
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    with amqprpc.sync.client_codec(connection, queue, amqprpc.Json) as plain:
+        assert plain.call("Arith.Mul", {"A": 2, "B": 3}, timeout=10) == 6
+    connection.close()
+    transport, protocol = await aioamqp.from_url(url)
+    codec = await amqprpc.client_codec(protocol, queue, amqprpc.Json)
+    assert await codec.call("Arith.Mul", {"A": 4, "B": 5}, timeout=10) == 20
+    await codec.close()
+    await protocol.close()
+    transport.close()
+
+
+def queue_type(node: PrivateBroker, queue: str) -> tuple[str, str]:
+    for line in node.ctl("list_queues", "name", "type", "durable", "-q").splitlines():
+        fields = line.split()
+        if fields and fields[0] == queue:
+            return fields[1], fields[2]
+    raise AssertionError(f"no queue {queue!r}")
+
+
+async def test_the_go_declaration_on_4_3_fails_with_advice(rabbitmq43: PrivateBroker) -> None:
+    transport, protocol = await aioamqp.from_url(rabbitmq43.url)
+    try:
+        with pytest.raises(amqprpc.BrokerError) as info:
+            await amqprpc.server_codec(protocol, new_queue(), amqprpc.Json)
+    finally:
+        transport.close()
+    assert info.value.reply_code == 541
+    text = str(info.value)
+    assert "deprecated_features.permit.transient_nonexcl_queues = true" in text
+    assert "declare='durable'" in text
+    with pytest.raises(amqprpc.BrokerError, match="declare='durable'") as sync_info:
+        amqprpc.sync.server_codec(rabbitmq43.url, new_queue(), amqprpc.Json)
+    assert sync_info.value.reply_code == 541
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_durable_request_queues_serve_on_4_3(rabbitmq43: PrivateBroker, kind: str) -> None:
+    queue = new_queue()
+    server = SERVERS[kind](rabbitmq43.url, queue, amqprpc.Json, Arith(), declare="durable")
+    await asyncio.to_thread(server.start)
+    try:
+        await every_client_calls(rabbitmq43.url, queue)
+        assert await asyncio.to_thread(queue_type, rabbitmq43, queue) == ("classic", "true")
+    finally:
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(rabbitmq43.ctl, "delete_queue", queue)
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_quorum_request_queues_serve(rabbitmq4: PrivateBroker, kind: str) -> None:
+    queue = new_queue()
+    server = SERVERS[kind](rabbitmq4.url, queue, amqprpc.Json, Arith(), declare="quorum")
+    await asyncio.to_thread(server.start)
+    try:
+        await every_client_calls(rabbitmq4.url, queue)
+        assert await asyncio.to_thread(queue_type, rabbitmq4, queue) == ("quorum", "true")
+    finally:
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(rabbitmq4.ctl, "delete_queue", queue)
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_passive_never_creates_and_serves_what_exists(
+    rabbitmq43: PrivateBroker, kind: str
+) -> None:
+    queue = new_queue()
+    with pytest.raises(amqprpc.BrokerError, match="never creates it") as info:
+        await asyncio.to_thread(
+            SERVERS[kind](rabbitmq43.url, queue, amqprpc.Json, Arith(), declare="passive").start
+        )
+    assert info.value.reply_code == 404
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq43.url))
+    connection.channel().queue_declare(queue, durable=True)  # the operator's tooling
+    connection.close()
+    server = SERVERS[kind](rabbitmq43.url, queue, amqprpc.Json, Arith(), declare="passive")
+    await asyncio.to_thread(server.start)
+    try:
+        await every_client_calls(rabbitmq43.url, queue)
+    finally:
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(rabbitmq43.ctl, "delete_queue", queue)
+
+
+def test_peers_that_declare_differently_get_a_clear_406(rabbitmq4: PrivateBroker) -> None:
+    queue = new_queue()
+    first = SyncServerThread(rabbitmq4.url, queue, amqprpc.Json, Arith(), declare="durable")
+    first.start()
+    try:
+        with pytest.raises(amqprpc.BrokerError, match="must declare it alike") as info:
+            amqprpc.sync.server_codec(rabbitmq4.url, queue, amqprpc.Json)  # "go"
+        assert info.value.reply_code == 406
+    finally:
+        first.stop()
+        rabbitmq4.ctl("delete_queue", queue)
+
+
+def test_an_unknown_profile_is_refused_before_connecting() -> None:
+    nowhere = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens: the check comes first
+    with pytest.raises(amqprpc.UsageError, match="declare must be one of"):
+        amqprpc.sync.server_codec(nowhere, "q", amqprpc.Json, declare="lazy")  # type: ignore[arg-type]
