@@ -19,6 +19,7 @@ from ._events import Request
 
 __all__ = [
     "DEADLINE_HEADER",
+    "DELIVERY_COUNT_HEADER",
     "ERROR_HEADER",
     "ERROR_TYPE_HEADER",
     "MAX_ERROR_TEXT",
@@ -44,6 +45,8 @@ ERROR_TYPE_HEADER = "error_type"
 # on requests, and the mark on every reply, which a server never runs as a request.
 DEADLINE_HEADER = "amqprpc-deadline"
 REPLY_MARKER = "amqprpc-reply"
+# Set by quorum queues on a redelivery: how many times the message was delivered before.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
 _MAX_DEADLINE_DIGITS = 15  # Unix milliseconds stay at 13 digits until the year 2286
 # Error texts travel in a header; a content-header frame must fit in the negotiated frame
 # size (RabbitMQ's default frame_max is 128 KiB), so long texts are cut to this many chars.
@@ -236,6 +239,9 @@ def parse_request(properties: Properties, body: bytes) -> Request:
     headers = properties.headers
     if headers:  # Go clients send none
         request.is_reply = REPLY_MARKER in headers
+        count = headers.get(DELIVERY_COUNT_HEADER)
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            request.delivery_count = count
         if DEADLINE_HEADER in headers:
             request.deadline = _deadline(headers[DEADLINE_HEADER])
             request.bad_deadline = request.deadline is None

@@ -246,6 +246,7 @@ class Request:
     deadline: float | None = None  # the caller's deadline (Unix seconds), when it sent one
     bad_deadline: bool = False  # it sent a deadline header that is not Unix milliseconds
     is_reply: bool = False  # it carries the reply mark: another server's reply, not a request
+    delivery_count: int | None = None  # earlier deliveries (quorum queues' x-delivery-count)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from ._formatters import Formatter, pack_body, unpack_body
 __all__ = [
     "DEFAULT_DEADLINE_SKEW",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_REDELIVERIES",
     "AckMode",
     "DeliveryState",
     "ServerProtocol",
@@ -61,6 +62,10 @@ _TRANSITIONS = {
 
 
 DEFAULT_DEADLINE_SKEW = 1.0  # seconds: hosts are assumed to keep their clocks synchronised
+# A request delivered more often than this without an answer made servers crash (or hang
+# until their connection died): it gets an error reply instead of another run. Quorum queues
+# count deliveries; RabbitMQ 4.0 itself gives up after 20.
+DEFAULT_MAX_REDELIVERIES = 5
 
 _STALE = Outcome(stale=True)
 
@@ -102,6 +107,7 @@ class ServerStats:
     cancelled: int = 0  # an `async def` handler stopped at its caller's deadline
     replies: int = 0  # another server's reply (it carries the reply mark) arrived as a request
     loops: int = 0  # its reply queue is one this server consumes: answering it would loop
+    poison: int = 0  # delivered more than max_redeliveries times before: answered, not run
     bad_deadline: int = 0  # a deadline header that is not Unix milliseconds (served anyway)
     dropped: int = 0  # no reply queue: it cannot be answered
 
@@ -125,6 +131,7 @@ class ServerProtocol:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         queues: Collection[str] = (),
         deadline_skew: float = DEFAULT_DEADLINE_SKEW,
+        max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
     ) -> None:
         if ack not in ("late", "early"):
             raise UsageError(f"ack must be 'late' or 'early', not {ack!r}")
@@ -136,6 +143,9 @@ class ServerProtocol:
         self.max_body_size = max_body_size
         self.queues = frozenset(queues)  # the request queues this server consumes
         self.deadline_skew = float(deadline_skew)
+        if not (isinstance(max_redeliveries, int) and max_redeliveries >= 0):
+            raise UsageError(f"max_redeliveries must be an int >= 0, not {max_redeliveries!r}")
+        self.max_redeliveries = max_redeliveries
         self.stats = ServerStats()
         # With ack="late", answers leave their acks (and dropped requests their rejects) here,
         # and `flush_acks` sends them together.
@@ -170,6 +180,14 @@ class ServerProtocol:
         if request.bad_deadline:
             self.stats.bad_deadline += 1
         self._states[tag] = DeliveryState.RECEIVED
+        if self._too_often(request, delivery.redelivered):
+            self.stats.poison += 1
+            count = request.delivery_count
+            seen = "again" if count is None else f"after {count} deliveries"
+            text = (f"amqprpc: request redelivered {seen} without an answer (did it crash a "
+                    f"server?): not run again (max_redeliveries={self.max_redeliveries})")
+            reply = self._reply(request, b"", text, "TooManyDeliveries")
+            return Received(actions=(*early, *self._settle(tag, reply)))
         if len(delivery.body) > self.max_body_size:
             text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
             error = ProtocolViolation(f"{text} of {self.max_body_size} bytes")
@@ -187,6 +205,13 @@ class ServerProtocol:
         if request.deadline is not None:
             invoke.stale_after = request.deadline + self.deadline_skew
         return Received(actions=early, invoke=invoke)
+
+    def _too_often(self, request: Request, redelivered: bool) -> bool:
+        # Quorum queues count deliveries; classic queues only flag a redelivery, so there a
+        # request can be refused for it only when no redelivery is allowed at all.
+        if request.delivery_count is not None:
+            return request.delivery_count > self.max_redeliveries
+        return redelivered and self.max_redeliveries == 0
 
     def _refuse(self, tag: int, early: tuple[Action, ...]) -> Received:
         # Settled without a reply: rejected (dead-lettered where a policy says so), with the

@@ -34,6 +34,7 @@ from .._ops import (
 from .._server import (
     DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_REDELIVERIES,
     AckMode,
     ServerProtocol,
     ServerView,
@@ -238,6 +239,7 @@ async def server_codec(
     deadline_skew: float = DEFAULT_DEADLINE_SKEW,
     cancel_on_deadline: bool = False,
     declare: DeclareProfile = "go",
+    max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
 ) -> AsyncServerCodec:
     """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`).
 
@@ -262,6 +264,7 @@ async def server_codec(
         max_body_size=max_body_size,
         queues=(queue,),
         deadline_skew=deadline_skew,
+        max_redeliveries=max_redeliveries,
     )
     link = await open_link(protocol)
     try:

@@ -38,6 +38,7 @@ from .._ops import (
 from .._server import (
     DEFAULT_DEADLINE_SKEW,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_REDELIVERIES,
     AckMode,
     ServerProtocol,
     ServerView,
@@ -283,6 +284,7 @@ def server_codec(
     deadline_skew: float = DEFAULT_DEADLINE_SKEW,
     cancel_on_deadline: bool = False,
     declare: DeclareProfile = "go",
+    max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
 ) -> ServerCodec:
     """A sync server codec for request queue `queue`.
 
@@ -303,6 +305,7 @@ def server_codec(
         max_body_size=max_body_size,
         queues=(queue,),
         deadline_skew=deadline_skew,
+        max_redeliveries=max_redeliveries,
     )
     link, owned = link_for(connection)
     try:

@@ -16,6 +16,7 @@ import amqprpc
 import amqprpc.sync
 from tests.brokers import PrivateBroker
 from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+from tests.integration.raw import RawPeer, reply_headers
 
 pytestmark = pytest.mark.rabbitmq4
 
@@ -130,3 +131,44 @@ def test_an_unknown_profile_is_refused_before_connecting() -> None:
     nowhere = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens: the check comes first
     with pytest.raises(amqprpc.UsageError, match="declare must be one of"):
         amqprpc.sync.server_codec(nowhere, "q", amqprpc.Json, declare="lazy")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("requeues", [3, 1])
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_a_request_that_keeps_coming_back_is_answered_not_run(
+    rabbitmq4: PrivateBroker, kind: str, requeues: int
+) -> None:
+    # Quorum queues count deliveries (x-delivery-count). A request requeued again and again,
+    # as when it crashes every server that takes it, gets an error reply once its count passes
+    # max_redeliveries; one requeued less often still runs.
+    queue = new_queue()
+    peer = RawPeer(rabbitmq4.url)
+    try:
+        peer.channel.confirm_delivery()  # each publish is in the queue once it returns
+        peer.channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        properties = pika.BasicProperties(
+            reply_to="Arith.Echo", correlation_id=peer.reply_queue, message_id="1"
+        )
+        peer.publish(queue, b'"x"', properties)
+        for _ in range(requeues):  # each requeue counts one delivery
+            method, _, _ = peer.channel.basic_get(queue)
+            assert method is not None
+            peer.channel.basic_nack(method.delivery_tag, requeue=True)
+        server = SERVERS[kind](rabbitmq4.url, queue, amqprpc.Json, Arith(), declare="quorum",
+                               max_redeliveries=2)  # fmt: skip
+        server.start()
+        try:
+            props, body = peer.get_reply(timeout=10)
+        finally:
+            server.stop()
+        headers = reply_headers(props)
+        if requeues > 2:
+            assert headers["error_type"] == "TooManyDeliveries"
+            assert f"after {requeues} deliveries" in str(headers["error"])
+            assert server.server.stats.poison == 1
+        else:
+            assert (headers, body) == ({}, b'"x"')
+            assert server.server.stats.poison == 0
+    finally:
+        peer.close()
+        rabbitmq4.ctl("delete_queue", queue)
