@@ -66,8 +66,14 @@ def _rabbitmq4_node(config: str = "") -> Iterator[PrivateBroker]:
 
     try:
         node = new_node(config=config)
+    except RuntimeError as exc:  # no chroot: CI builds one, a developer may not have root
+        if os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    try:
         node.start()
-    except (RuntimeError, BrokerStartError) as exc:
+    except BrokerStartError as exc:
+        shutil.rmtree(node.dir, ignore_errors=True)  # the chroot is a cache: leave no node
         pytest.fail(str(exc), pytrace=False)
     try:
         yield node

@@ -56,6 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _INTERNAL_ERROR = 541
+_DENIED = "is deprecated"  # RabbitMQ 4's text for a denied deprecated feature
 
 
 @contextlib.contextmanager
@@ -66,11 +67,11 @@ def map_exceptions(what: str) -> Iterator[None]:
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
     except pika.exceptions.ConnectionClosedByBroker as exc:
-        if exc.reply_code != _INTERNAL_ERROR:  # 320 (a broker going down) and the like
-            raise ConnectionLost(f"{what}: {type(exc).__name__}") from exc
-        # 541: the broker refused what we asked (a denied deprecated feature), and closed
-        # the whole connection to say so.
-        raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
+        if exc.reply_code == _INTERNAL_ERROR and _DENIED in str(exc.reply_text):
+            # The broker refused what we asked (a denied deprecated feature, RabbitMQ 4),
+            # and closed the whole connection to say so.
+            raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
+        raise ConnectionLost(f"{what}: {type(exc).__name__}") from exc
     except (
         pika.exceptions.AMQPConnectionError,
         pika.exceptions.AMQPChannelError,

@@ -163,27 +163,33 @@ class Nested:
         self.done = threading.Event()
         self.threadsafe = amqprpc.sync.client_codec(url, target, amqprpc.Json, timeout=60)
 
-    def _record(self, started: float, exc: BaseException | None) -> None:
-        self.results.append((type(exc).__name__, time.monotonic() - started))
+    def _record(self, started: float, left: float, exc: BaseException | None) -> None:
+        self.results.append((type(exc).__name__, time.monotonic() - started, left))
         self.done.set()
+
+    @staticmethod
+    def _left() -> float:
+        deadline = amqprpc.request_deadline()
+        assert deadline is not None
+        return deadline - time.time()
 
     def via_thread_safe(self, wait: float) -> None:
         time.sleep(wait)
-        started = time.monotonic()
+        started, left = time.monotonic(), self._left()
         try:
             self.threadsafe.call("X.Y", 1)
         except amqprpc.RPCError as exc:
-            self._record(started, exc)
+            self._record(started, left, exc)
 
     def via_caller_connection(self, wait: float) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.url))
         time.sleep(wait)
-        started = time.monotonic()
+        started, left = time.monotonic(), self._left()
         try:
             with amqprpc.sync.client_codec(connection, self.target, amqprpc.Json) as codec:
                 codec.call("X.Y", 1, timeout=60)
         except amqprpc.RPCError as exc:
-            self._record(started, exc)
+            self._record(started, left, exc)
         finally:
             connection.close()
 
@@ -192,12 +198,12 @@ class Nested:
 
         transport, protocol = await aioamqp.from_url(self.url)
         await asyncio.sleep(wait)
-        started = time.monotonic()
+        started, left = time.monotonic(), self._left()
         try:
             codec = await amqprpc.client_codec(protocol, self.target, amqprpc.Json, timeout=60)
             await codec.call("X.Y", 1)
         except amqprpc.RPCError as exc:
-            self._record(started, exc)
+            self._record(started, left, exc)
         finally:
             await protocol.close()
             transport.close()
@@ -216,9 +222,10 @@ def test_a_nested_call_inherits_the_remaining_budget(
             with pytest.raises(amqprpc.RPCTimeout):
                 codec.call(f"Nested.{via}", 1.0, timeout=2.0)
         assert nested.done.wait(5)
-        [(error, elapsed)] = nested.results
+        [(error, elapsed, left)] = nested.results
         assert error == "RPCTimeout"
-        assert 0.7 <= elapsed <= 1.5, elapsed  # not 60 s
+        assert 0 < left <= 1.01, left  # about 1 s of the outer call's budget was left
+        assert abs(elapsed - left) < 0.4, (elapsed, left)  # it took what was left, not 60 s
     finally:
         server.stop()
         nested.threadsafe.close()

@@ -150,10 +150,10 @@ def test_a_request_that_keeps_coming_back_is_answered_not_run(
             reply_to="Arith.Echo", correlation_id=peer.reply_queue, message_id="1"
         )
         peer.publish(queue, b'"x"', properties)
-        for _ in range(requeues):  # each requeue counts one delivery
+        for _ in range(requeues):  # each return counts one delivery
             method, _, _ = peer.channel.basic_get(queue)
             assert method is not None
-            peer.channel.basic_nack(method.delivery_tag, requeue=True)
+            peer.channel.basic_reject(method.delivery_tag, requeue=True)
         server = SERVERS[kind](rabbitmq4.url, queue, amqprpc.Json, Arith(), declare="quorum",
                                max_redeliveries=2)  # fmt: skip
         server.start()
