@@ -66,30 +66,22 @@ async def test_the_go_declaration_on_4_3_fails_with_advice(rabbitmq43: PrivateBr
     assert sync_info.value.reply_code == 541
 
 
+@pytest.mark.parametrize(("declare", "kind_of_queue"), [("durable", "classic"),
+                                                    ("quorum", "quorum")])  # fmt: skip
 @pytest.mark.parametrize("kind", list(SERVERS))
-async def test_durable_request_queues_serve_on_4_3(rabbitmq43: PrivateBroker, kind: str) -> None:
+async def test_durable_and_quorum_request_queues_serve_on_4_3(
+    rabbitmq43: PrivateBroker, kind: str, declare: str, kind_of_queue: str
+) -> None:
     queue = new_queue()
-    server = SERVERS[kind](rabbitmq43.url, queue, amqprpc.Json, Arith(), declare="durable")
+    server = SERVERS[kind](rabbitmq43.url, queue, amqprpc.Json, Arith(), declare=declare)
     await asyncio.to_thread(server.start)
     try:
         await every_client_calls(rabbitmq43.url, queue)
-        assert await asyncio.to_thread(queue_type, rabbitmq43, queue) == ("classic", "true")
+        found = await asyncio.to_thread(queue_type, rabbitmq43, queue)
+        assert found == (kind_of_queue, "true")
     finally:
         await asyncio.to_thread(server.stop)
         await asyncio.to_thread(rabbitmq43.ctl, "delete_queue", queue)
-
-
-@pytest.mark.parametrize("kind", list(SERVERS))
-async def test_quorum_request_queues_serve(rabbitmq4: PrivateBroker, kind: str) -> None:
-    queue = new_queue()
-    server = SERVERS[kind](rabbitmq4.url, queue, amqprpc.Json, Arith(), declare="quorum")
-    await asyncio.to_thread(server.start)
-    try:
-        await every_client_calls(rabbitmq4.url, queue)
-        assert await asyncio.to_thread(queue_type, rabbitmq4, queue) == ("quorum", "true")
-    finally:
-        await asyncio.to_thread(server.stop)
-        await asyncio.to_thread(rabbitmq4.ctl, "delete_queue", queue)
 
 
 @pytest.mark.parametrize("kind", list(SERVERS))
