@@ -85,7 +85,8 @@ def map_exceptions(what: str) -> Iterator[None]:
 
 
 def connection_parameters(target: object) -> Any:
-    """pika connection parameters from a URL string or parameters object.
+    """pika connection parameters from a URL string or parameters object, or from a list of
+    them (a cluster's nodes: connecting tries them in order, and takes the first that answers).
 
     amqps:// URLs give TLS connections. pika reads TLS settings from an `ssl_options` query
     argument, a URL-encoded Python dict literal: `?ssl_options={'ca_certs': '/etc/ca.pem'}`
@@ -102,7 +103,18 @@ def connection_parameters(target: object) -> Any:
             raise UsageError(f"cannot load the TLS files of {_redact(target)}: {exc}") from None
     if isinstance(target, pika.connection.Parameters):
         return target
-    raise UsageError(f"expected a pika BlockingConnection, URL or parameters, not {target!r}")
+    if isinstance(target, (list, tuple)) and target:
+        return [connection_parameters(one) for one in target]
+    raise UsageError(
+        f"expected a pika BlockingConnection, URL or parameters, or a non-empty list of URLs "
+        f"or parameters, not {target!r}"
+    )
+
+
+def _addresses(parameters: Any) -> str:
+    # "host:port" of each node a connection may be made to, for error texts.
+    nodes = parameters if isinstance(parameters, list) else [parameters]
+    return ", ".join(f"{one.host}:{one.port}" for one in nodes)
 
 
 def is_connection(target: object) -> bool:
@@ -194,8 +206,8 @@ class PikaLink:
     @classmethod
     def connect(cls, parameters: Any) -> PikaLink:
         """Open a connection of our own (closed with the link). Raises ConnectionLost."""
-        with map_exceptions(f"connecting to {parameters.host}:{parameters.port}"):
-            connection = pika.BlockingConnection(parameters)
+        with map_exceptions(f"connecting to {_addresses(parameters)}"):
+            connection = pika.BlockingConnection(parameters)  # a list: each in turn
         return cls(connection, owned=True)
 
     @property
@@ -366,7 +378,7 @@ class PikaConnector:
         return PikaLink.connect(self.parameters)
 
     def __repr__(self) -> str:
-        return f"<PikaConnector {self.parameters.host}:{self.parameters.port}>"
+        return f"<PikaConnector {_addresses(self.parameters)}>"
 
 
 def open_link(target: object) -> Link:

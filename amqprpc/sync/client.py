@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, overload
 
@@ -163,7 +164,7 @@ def client_codec(
 ) -> ClientCodec: ...
 @overload
 def client_codec(
-    connection: str | _Parameters | Connector,
+    connection: str | _Parameters | Sequence[str | _Parameters] | Connector,
     queue: str,
     formatter: FormatterLike,
     *,
@@ -181,8 +182,9 @@ def client_codec(
     """A sync client codec for request queue `queue`.
 
     With a pika `BlockingConnection`: a ClientCodec for the calling thread, on its own channel
-    and exclusive reply queue. With a URL (str) or pika parameters: a ThreadSafeClientCodec
-    with its own connection and I/O thread (connects on first call). `timeout` is the default
+    and exclusive reply queue. With a URL (str) or pika parameters, or a list of them (a
+    cluster's nodes, tried in order on each connect): a ThreadSafeClientCodec with its own
+    connection and I/O thread (connects on first call). `timeout` is the default
     per-call timeout. Raises UsageError, ConnectionLost or BrokerError.
     """
     if not (is_connection(connection) or callable(getattr(connection, "open_link", None))):

@@ -289,7 +289,8 @@ def server_codec(
     """A sync server codec for request queue `queue`.
 
     `connection` is a pika `BlockingConnection` (serve from the thread that made it) or a URL
-    / pika parameters (the codec opens and closes its own connection). Declares the queue as
+    / pika parameters, or a list of them tried in order (the codec opens and closes its own
+    connection). Declares the queue as
     `declare` says ("go", as Go peers do, by default). `max_concurrency` bounds requests in
     progress (basic.qos prefetch); handlers run on a pool of `max_workers` threads; `ack`,
     `deadline_skew`, `cancel_on_deadline` and `declare` as for the async server. Raises
