@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pika
 import pika.adapters.utils.connection_workflow
@@ -25,7 +24,6 @@ from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import (
     Ack,
     Action,
-    CallDone,
     CancelConsume,
     CloseChannel,
     Consume,
@@ -41,11 +39,11 @@ from .._events import (
 )
 from .._link import Link, LinkSink, NoSink
 from ._compat import FrameWriter, bounded_io, internals_usable, salvage_frames
+from ._state import BlockedState
 
 __all__ = [
     "PikaConnector",
     "PikaLink",
-    "Slot",
     "connection_parameters",
     "is_connection",
     "link_for",
@@ -142,46 +140,6 @@ def _from_wire(props: Any) -> Properties:
     return read_properties(props)
 
 
-class Slot:
-    """The token of a call on a blocking client: `done` is filled when the call ends."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done: CallDone[Slot] | None = None
-
-
-class _Blocked:
-    """One connection's connection.blocked state, shared by every link on it: pika keeps
-    the callbacks as long as the connection, so they are added once per connection."""
-
-    _by_connection: ClassVar[weakref.WeakKeyDictionary[Any, _Blocked]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    def __init__(self) -> None:
-        self.blocked = False
-
-    @classmethod
-    def of(cls, connection: Any) -> _Blocked:
-        found = cls._by_connection.get(connection)
-        if found is None:
-            found = cls._by_connection[connection] = cls()
-            with map_exceptions("watching connection.blocked"):
-                connection.add_on_connection_blocked_callback(found._on_blocked)
-                connection.add_on_connection_unblocked_callback(found._on_unblocked)
-        return found
-
-    def _on_blocked(self, connection: Any, frame: Any) -> None:
-        self.blocked = True
-        reason = getattr(frame.method, "reason", "") or "no reason given"
-        logger.warning("the broker blocked the connection (%s): publishes wait", reason)
-
-    def _on_unblocked(self, connection: Any, frame: Any) -> None:
-        self.blocked = False
-        logger.warning("the broker unblocked the connection")
-
-
 class PikaLink:
     """One pika BlockingChannel, seen through the core's actions and events (a Link)."""
 
@@ -198,7 +156,7 @@ class PikaLink:
             self.channel = connection.channel()
             self.channel.add_on_return_callback(self._returned)
             self.channel.add_on_cancel_callback(self._cancelled)
-        self._blocked = _Blocked.of(connection)
+            self._blocked = BlockedState.of(connection)
         # Publishes, acks and rejects go out with the next round of I/O (`process`), which
         # every codec runs next: one write for a batch, not one each.
         self._writer = FrameWriter(connection, self.channel) if usable else None

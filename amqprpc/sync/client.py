@@ -28,7 +28,8 @@ from .._link import Connector, Link, no_wait, run
 from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from ._link import PikaConnector, Slot, connection_parameters, is_connection, open_link
+from ._link import PikaConnector, connection_parameters, is_connection, open_link
+from ._state import Slot
 from .threadsafe import ThreadSafeClientCodec, new_protocol
 
 __all__ = ["ClientCodec", "ThreadSafeClientCodec", "client_codec"]
