@@ -11,7 +11,8 @@ An adapter:
    `cancel_consume_op`, `close_op`) with the pump `run` / `run_async`, supplying how to wait
    for a call's end (`WaitFor`);
 3. hands deliveries to `ClientProtocol.receive` / `ServerProtocol.receive`, runs handlers with
-   `call_handler` / `call_handler_async`, performs what `ServerProtocol.finish` and
+   `call_handler` / `call_handler_async` (given the wall clock, so that stale requests never
+   start), performs what `ServerProtocol.finish` and
    `flush_acks` return, and ends calls where the client core says (`time_left`, `alarm`,
    `expire`, `fail_all`). It never compares a clock with a deadline or decides an ack itself.
 
@@ -66,6 +67,7 @@ from ._link import (
     run_async,
 )
 from ._ops import (
+    DeclareProfile,
     Op,
     call_op,
     cancel_consume_op,
@@ -73,6 +75,7 @@ from ._ops import (
     close_op,
     consume_op,
     request_queue_declaration,
+    resume_op,
     server_setup_op,
 )
 from ._pending import CallState, PendingStats, PendingTable
@@ -106,6 +109,7 @@ __all__ = [
     "Connector",
     "Consume",
     "Consuming",
+    "DeclareProfile",
     "DeclareQueue",
     "Delivery",
     "DeliveryState",
@@ -154,6 +158,7 @@ __all__ = [
     "reply_queue_name",
     "request_deadline",
     "request_queue_declaration",
+    "resume_op",
     "run",
     "run_async",
     "server_setup_op",
