@@ -258,6 +258,7 @@ class Invoke:
     arg: object
     delivery_tag: int
     stale_after: float | None = None  # Unix time after which it must not start (deadline + skew)
+    channel: int = 0  # which of the server's channels delivered it (ServerProtocol.channel_lost)
 
 
 class Outcome(NamedTuple):

@@ -15,7 +15,7 @@ import enum
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from ._deadline import served, serving
 from ._dispatch import NotFound, Registry
@@ -32,7 +32,6 @@ __all__ = [
     "DeliveryState",
     "ServerProtocol",
     "ServerStats",
-    "ServerView",
     "call_handler",
     "call_handler_async",
 ]
@@ -153,6 +152,7 @@ class ServerProtocol:
         self._to_reject: list[int] = []
         self._states: dict[int, DeliveryState] = {}
         self._drain_until: float | None = None
+        self._channel = 0  # bumped by channel_lost: tags of older channels mean nothing now
         try:  # Go sends the encoding of an empty struct with an error ({} / 0x80)
             self._error_body = pack_body(formatter, {})
         except EncodeError:
@@ -184,8 +184,10 @@ class ServerProtocol:
             self.stats.poison += 1
             count = request.delivery_count
             seen = "again" if count is None else f"after {count} deliveries"
-            text = (f"amqprpc: request redelivered {seen} without an answer (did it crash a "
-                    f"server?): not run again (max_redeliveries={self.max_redeliveries})")
+            text = (
+                f"amqprpc: request redelivered {seen} without an answer (did it crash a "
+                f"server?): not run again (max_redeliveries={self.max_redeliveries})"
+            )
             reply = self._reply(request, b"", text, "TooManyDeliveries")
             return Received(actions=(*early, *self._settle(tag, reply)))
         if len(delivery.body) > self.max_body_size:
@@ -201,7 +203,9 @@ class ServerProtocol:
         except ProtocolViolation as exc:
             return Received(actions=early + self._answer(tag, request, Outcome(error=exc)))
         self._transition(tag, "invoke")
-        invoke = Invoke(request=request, handler=found, arg=arg, delivery_tag=tag)
+        invoke = Invoke(
+            request=request, handler=found, arg=arg, delivery_tag=tag, channel=self._channel
+        )
         if request.deadline is not None:
             invoke.stale_after = request.deadline + self.deadline_skew
         return Received(actions=early, invoke=invoke)
@@ -236,7 +240,13 @@ class ServerProtocol:
 
     def finish(self, invoke: Invoke, outcome: Outcome) -> tuple[Action, ...]:
         """A handler ended. Returns the reply to publish, then (ack="late") the ack; nothing
-        to publish when it never started because its caller's deadline had passed."""
+        to publish when it never started because its caller's deadline had passed.
+
+        A handler whose channel was lost meanwhile (`channel_lost`) still gets its reply
+        published, on the new channel, but no ack: the broker has requeued its request.
+        """
+        if invoke.channel != self._channel:
+            return () if outcome.stale else (self._reply_for(invoke.request, outcome),)
         if outcome.stale:
             return self._stale(invoke, cancelled=outcome.cancelled)
         if outcome.error is not None:
@@ -266,17 +276,20 @@ class ServerProtocol:
         return max(0.0, invoke.stale_after - now)
 
     def _answer(self, tag: int, request: Request, outcome: Outcome) -> tuple[Action, ...]:
+        return self._settle(tag, self._reply_for(request, outcome))
+
+    def _reply_for(self, request: Request, outcome: Outcome) -> Publish:
         if outcome.error is not None:
             exc = outcome.error
-            return self._settle(tag, self._reply(request, b"", str(exc), type(exc).__name__))
+            return self._reply(request, b"", str(exc), type(exc).__name__)
         try:
             body = pack_body(self.formatter, outcome.value)
             if len(body) > self.max_body_size:
                 raise EncodeError(f"result of {len(body)} bytes exceeds the size limit")
         except EncodeError as exc:
             text = f"amqprpc: cannot encode result: {exc}"
-            return self._settle(tag, self._reply(request, b"", text, type(exc).__name__))
-        return self._settle(tag, self._reply(request, body, None, None))
+            return self._reply(request, b"", text, type(exc).__name__)
+        return self._reply(request, body, None, None)
 
     def _reply(
         self, request: Request, body: bytes, error: str | None, error_type: str | None
@@ -334,6 +347,18 @@ class ServerProtocol:
         """Unsettled deliveries by delivery tag (a read-only view)."""
         return dict(self._states)
 
+    def channel_lost(self) -> int:
+        """The channel the requests came on is gone, and a new one will be consumed: forget
+        its deliveries (the broker requeues every unacked one) and what was owed for them.
+        Handlers still running get their replies published without an ack (`finish`).
+        Returns how many deliveries were unsettled."""
+        unsettled = len(self._states)
+        self._channel += 1
+        self._states.clear()
+        self._to_ack = []
+        self._to_reject = []
+        return unsettled
+
     def start_drain(self, now: float, grace: float) -> None:
         """The server stopped consuming: in-flight requests have `grace` seconds to finish."""
         self._drain_until = now + grace
@@ -349,38 +374,3 @@ class ServerProtocol:
 def _ack_up_to(tags: list[int]) -> Ack:
     # One ack for all of `tags`: a multiple ack up to the highest, or a single one.
     return Ack(delivery_tag=max(tags), multiple=len(tags) > 1)
-
-
-class ServerView:
-    """What every server codec tells about itself; a codec sets `_proto`, `_queue` and
-    `_link`."""
-
-    _proto: ServerProtocol
-    _queue: str
-    _link: Any
-
-    @property
-    def blocked(self) -> bool:
-        """Whether the broker has blocked this server's connection (a memory or disk alarm):
-        replies wait. Each change is logged."""
-        return bool(self._link.blocked)
-
-    @property
-    def queue(self) -> str:
-        """The request queue served."""
-        return self._queue
-
-    @property
-    def registry(self) -> Registry:
-        """The dispatch table: which wire names this server answers."""
-        return self._proto.registry
-
-    @property
-    def in_flight(self) -> int:
-        """Requests received and not yet answered."""
-        return self._proto.in_flight
-
-    @property
-    def stats(self) -> ServerStats:
-        """Requests settled without running their handler (expired, loops, replies, ...)."""
-        return self._proto.stats

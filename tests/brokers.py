@@ -288,6 +288,11 @@ class PrivateBroker:
         )  # fmt: skip
         return done.stdout
 
+    def kill(self) -> None:
+        """Crash the node: SIGKILL to its process group. Its connections drop at once; it
+        keeps its data, and `start()` brings it back."""
+        self._kill()
+
     def restart(self) -> None:
         """Stop, then start: a broker restart (non-durable queues vanish)."""
         self.stop()

@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import aioamqp
 import aioamqp.exceptions
@@ -38,17 +37,18 @@ from .._events import (
     Returned,
 )
 from .._link import AsyncLink, LinkSink, NoSink
+from .._urls import address as address_of
+from .._urls import urls_of
 from ._compat import FrameReader, FrameWriter, internals_usable
+from ._writes import Writes
 
-__all__ = ["AioLink", "is_protocol", "map_exceptions", "open_link"]
+__all__ = ["AioLink", "is_protocol", "link_for", "map_exceptions", "open_link"]
 
 logger = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT = 10.0  # seconds for the TCP connect and the AMQP handshake, per URL
+
 _CONNECTION_ERRORS = (aioamqp.exceptions.AmqpClosedConnection, ConnectionError, OSError)
-# aioamqp tells the broker it does not take connection.blocked notices, so a broker that
-# stopped reading (a memory or disk alarm) shows only as writes that do not drain: after this
-# long, the link counts as blocked.
-STALLED_AFTER = 1.0
 
 
 @contextlib.contextmanager
@@ -97,58 +97,6 @@ def _from_wire(props: Any) -> Properties:
     return read_properties(props, type_attr="message_type", timestamp=_epoch_seconds)
 
 
-class _Writes:
-    """The writes of one connection that wait for its socket to drain: all its links share
-    one, so that one stalled publish marks every codec on the connection blocked."""
-
-    _by_connection: ClassVar[weakref.WeakKeyDictionary[Any, _Writes]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    def __init__(self) -> None:
-        self._pending: set[asyncio.Future[Any]] = set()
-        self.blocked = False
-
-    @classmethod
-    def of(cls, protocol: Any) -> _Writes:
-        found = cls._by_connection.get(protocol)
-        if found is None:
-            found = cls._by_connection[protocol] = cls()
-        return found
-
-    def watch(self, write: Awaitable[Any]) -> asyncio.Future[Any]:
-        """Start `write`; returns it as a future, which marks the connection blocked if it
-        has not finished after STALLED_AFTER seconds."""
-        writing = asyncio.ensure_future(write)
-        self._pending.add(writing)
-        stalled = asyncio.get_running_loop().call_later(STALLED_AFTER, self._stalled, writing)
-        writing.add_done_callback(lambda done: self._written(done, stalled))
-        return writing
-
-    def backlog(self, drain: Callable[[], Awaitable[None]]) -> None:
-        """The socket's buffer is above high water after a write that nobody waits on (a
-        large publish): watch it drain, unless a write is watched already."""
-        if not self._pending:
-            self.watch(drain())
-
-    def _stalled(self, writing: asyncio.Future[Any]) -> None:
-        if not writing.done() and not self.blocked:
-            self.blocked = True
-            logger.warning(
-                "writes have not drained for %g s: the broker stopped reading (blocked by "
-                "a memory or disk alarm?); calls still end by their deadlines", STALLED_AFTER
-            )
-
-    def _written(self, writing: asyncio.Future[Any], stalled: asyncio.TimerHandle) -> None:
-        stalled.cancel()
-        self._pending.discard(writing)
-        if not writing.cancelled():
-            writing.exception()  # retrieved: a lost connection is the channel's news
-        if self.blocked and not self._pending:
-            self.blocked = False
-            logger.warning("writes drain again: the connection is no longer blocked")
-
-
 class AioLink:
     """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
@@ -161,8 +109,41 @@ class AioLink:
         self._sink: LinkSink = NoSink()
         self._loop = asyncio.get_running_loop()
         self._background: set[asyncio.Task[Any]] = set()
-        self._writes = _Writes.of(channel.protocol)
+        self._writes = Writes.of(channel.protocol)
         self._watcher = self._loop.create_task(self._watch())
+        self._transport: Any = None  # set when the connection is the link's own (`connect`)
+
+    @classmethod
+    async def connect(cls, urls: Sequence[str], *, timeout: float = CONNECT_TIMEOUT) -> AioLink:
+        """Open a connection of the link's own (closed with it) to the first of `urls` that
+        answers, tried in order, each within `timeout` seconds, and a channel on it. Raises
+        ConnectionLost naming every address tried (never a password), UsageError for a URL
+        that is not amqp:// or amqps://."""
+        failures = []
+        for url in urls:
+            address = address_of(url)
+            try:
+                with map_exceptions(f"connecting to {address}"):
+                    try:
+                        transport, protocol = await asyncio.wait_for(aioamqp.from_url(url), timeout)
+                    except asyncio.TimeoutError:
+                        raise ConnectionLost(f"no AMQP handshake within {timeout:g} s") from None
+                    except aioamqp.exceptions.AmqpClosedConnection:
+                        raise ConnectionLost(
+                            "the broker closed the connection while opening it (wrong user "
+                            "or password, or no such vhost?)"
+                        ) from None
+            except ConnectionLost as exc:
+                failures.append(f"{address}: {exc}")
+                continue
+            try:
+                link = await cls.open(protocol)
+            except BaseException:
+                transport.close()
+                raise
+            link._transport = transport
+            return link
+        raise ConnectionLost("cannot connect: " + "; ".join(failures))
 
     @classmethod
     async def open(cls, protocol: Any) -> AioLink:
@@ -180,6 +161,7 @@ class AioLink:
         with map_exceptions("opening a channel"):
             channel = await protocol.channel(return_callback=returned)
             channel.add_cancellation_callback(cancelled)
+
         def backlog() -> None:
             link = sink[0]
             if link._writer is not None:
@@ -300,12 +282,18 @@ class AioLink:
             if self.is_open:
                 with contextlib.suppress(RPCError), map_exceptions("closing the channel"):
                     await channel.close()
+            if self._transport is not None:  # the connection is ours: it goes too
+                with contextlib.suppress(RPCError), map_exceptions("closing the connection"):
+                    if channel.protocol.state == aioamqp.protocol.OPEN:
+                        await channel.protocol.close()
+                self._transport.close()
             return None
         raise TypeError(f"unknown action {action!r}")
 
     @property
     def blocked(self) -> bool:
-        """Whether a write on this link's connection has not drained for STALLED_AFTER s."""
+        """Whether a write on this link's connection has not drained for a while (a blocked
+        broker stops reading)."""
         return self._writes.blocked
 
     async def _bounded(self, write: Awaitable[Any], deadline: float | None) -> None:
@@ -318,9 +306,7 @@ class AioLink:
             await writing
             return
         try:
-            await asyncio.wait_for(
-                asyncio.shield(writing), max(0.0, deadline - self._loop.time())
-            )
+            await asyncio.wait_for(asyncio.shield(writing), max(0.0, deadline - self._loop.time()))
         except asyncio.TimeoutError:
             pass
 
@@ -380,6 +366,16 @@ class AioLink:
             body=body,
         )
         self._sink.returned(returned)
+
+
+async def link_for(target: object) -> tuple[AsyncLink, list[str] | None]:
+    """A link on a caller's connection (see `open_link`), or on a connection of its own to a
+    URL or the first answering one of a list of them. Returns the link and the URLs (None
+    for a caller's connection). Raises UsageError, ConnectionLost or BrokerError."""
+    urls = urls_of(target)
+    if urls is None:
+        return await open_link(target), None
+    return await AioLink.connect(urls), urls
 
 
 async def open_link(target: object) -> AsyncLink:

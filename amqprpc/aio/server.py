@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from .._dispatch import Registry
-from .._errors import RPCError, UsageError
+from .._errors import ConnectionLost, RPCError, UsageError
 from .._events import Action, Delivery, Invoke, Returned
 from .._formatters import FormatterLike, as_formatter
 from .._handlers import run_async_handler
@@ -37,10 +37,11 @@ from .._server import (
     DEFAULT_MAX_REDELIVERIES,
     AckMode,
     ServerProtocol,
-    ServerView,
     call_handler,
 )
-from ._link import open_link
+from .._serving import Backoff, ServerView
+from .._urls import urls_of
+from ._link import link_for
 
 __all__ = ["AsyncServerCodec", "server_codec"]
 
@@ -65,8 +66,12 @@ class AsyncServerCodec(ServerView):
         grace: float,
         cancel_on_deadline: bool = False,
         declare: DeclareProfile = "go",
+        reconnect_to: list[str] | None = None,
+        prefetch: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         self._link = link
+        self._reconnect_to = reconnect_to
+        self._prefetch = prefetch
         self._proto = proto
         self._queue = queue
         self._own_executor = executor is None
@@ -83,6 +88,12 @@ class AsyncServerCodec(ServerView):
         self._closing = False
         self._acks_due = False
         link.bind(self)
+        # With reconnect: connects again whenever the connection goes, until close().
+        self._ended = asyncio.Event()
+        self._failure: RPCError | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        if reconnect_to is not None:
+            self._supervisor = self._loop.create_task(self._keep_connected())
 
     @property
     def is_open(self) -> bool:
@@ -110,14 +121,67 @@ class AsyncServerCodec(ServerView):
         self._consumer_tag = await run_async(consume_op(self._queue), self._link, no_wait)
 
     async def wait_closed(self) -> None:
-        """Wait until the server's channel closes (close(), a broker error, connection loss)."""
-        await self._link.wait_closed()
+        """Wait until the server's channel closes (close(), a broker error, connection loss).
+
+        A server made with `reconnect=True` outlives lost connections: this waits for
+        `close()`, and raises the BrokerError that stopped it from declaring its queue again.
+        """
+        if self._supervisor is None:
+            await self._link.wait_closed()
+            return
+        await self._ended.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _keep_connected(self) -> None:
+        while True:
+            await self._link.wait_closed()
+            if self._closing:
+                return
+            logger.warning("server connection for %r lost; connecting again", self._queue)
+            requeued = self._proto.channel_lost()
+            if requeued:
+                logger.warning("%d requests in progress go back to the queue", requeued)
+            try:
+                await self._connect_again()
+            except RPCError as exc:
+                logger.error("cannot serve %r again: %s; no longer serving", self._queue, exc)
+                self._failure = exc
+                self._ended.set()
+                return
+
+    async def _connect_again(self) -> None:
+        assert self._reconnect_to is not None
+        await run_async(close_op(), self._link, no_wait)
+        backoff = Backoff()
+        while True:
+            try:
+                link, _ = await link_for(self._reconnect_to)
+                setup = server_setup_op(self._queue, prefetch=self._prefetch, declare=self._declare)
+                try:
+                    await run_async(setup, link, no_wait)
+                except BaseException:
+                    await run_async(close_op(), link, no_wait)
+                    raise
+            except ConnectionLost as exc:
+                delay = backoff.delay()
+                logger.warning("cannot connect (%s); trying again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._link = link
+            link.bind(self)
+            if self._consuming is not None:
+                self._consuming = self._loop.create_task(self._start())
+            logger.warning("connected again; serving %r", self._queue)
+            return
 
     async def close(self, grace: float | None = None) -> None:
         """Stop consuming, let in-flight handlers finish within `grace` seconds, close."""
         if self._closing:
             return
         self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         if self._consuming is not None and not self._consuming.done():
             with contextlib.suppress(RPCError):  # starting or resuming: let it end first
                 await asyncio.shield(self._consuming)
@@ -135,6 +199,7 @@ class AsyncServerCodec(ServerView):
         await run_async(close_op(), self._link, no_wait)
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self._ended.set()
 
     async def __aenter__(self) -> AsyncServerCodec:
         return self
@@ -170,7 +235,7 @@ class AsyncServerCodec(ServerView):
 
     def closed(self, reason: str) -> None:
         """The channel went away: no longer serving."""
-        if not self._closing:
+        if not self._closing and self._supervisor is None:
             logger.error("server channel for %r closed; no longer serving", self._queue)
 
     def cancelled(self, consumer_tag: str) -> None:
@@ -225,7 +290,7 @@ class AsyncServerCodec(ServerView):
 
 
 async def server_codec(
-    protocol: Any,
+    connection: Any,
     queue: str,
     formatter: FormatterLike,
     *,
@@ -240,8 +305,13 @@ async def server_codec(
     cancel_on_deadline: bool = False,
     declare: DeclareProfile = "go",
     max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
+    reconnect: bool = False,
 ) -> AsyncServerCodec:
-    """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`).
+    """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`), or
+    on a connection of its own to a URL, or to the first answering one of a list of URLs (a
+    cluster's nodes, tried in order). With `reconnect` (URLs only), it connects again
+    whenever its connection goes, trying the URLs in order with a growing delay, declares its
+    queue again and goes on serving; requests it was running go back to the queue.
 
     Opens its own channel and declares the queue as `declare` says: "go" (default) exactly
     as Go peers do, so Go and Python servers can share it; "durable" (RabbitMQ 4.3 denies
@@ -257,6 +327,11 @@ async def server_codec(
     if not 1 <= max_concurrency <= 65535:
         raise UsageError(f"max_concurrency must be 1..65535, not {max_concurrency}")
     request_queue_declaration(queue, declare)  # a bad profile fails before connecting
+    if reconnect and urls_of(connection) is None:
+        raise UsageError(
+            "reconnect=True needs a server that opens its own connection: pass a URL (or a "
+            "list of them) instead of a connection"
+        )
     proto = ServerProtocol(
         registry=registry if registry is not None else Registry(),
         formatter=as_formatter(formatter),
@@ -266,7 +341,7 @@ async def server_codec(
         deadline_skew=deadline_skew,
         max_redeliveries=max_redeliveries,
     )
-    link = await open_link(protocol)
+    link, urls = await link_for(connection)
     try:
         await run_async(
             server_setup_op(queue, prefetch=max_concurrency, declare=declare), link, no_wait
@@ -276,5 +351,6 @@ async def server_codec(
         raise
     return AsyncServerCodec(
         link, proto, queue=queue, executor=executor, max_workers=max_workers, grace=grace,
-        cancel_on_deadline=cancel_on_deadline, declare=declare,
+        cancel_on_deadline=cancel_on_deadline, declare=declare, prefetch=max_concurrency,
+        reconnect_to=urls if reconnect else None,
     )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import signal
@@ -41,9 +42,9 @@ from .._server import (
     DEFAULT_MAX_REDELIVERIES,
     AckMode,
     ServerProtocol,
-    ServerView,
     call_handler,
 )
+from .._serving import Backoff, ServerView
 from ._link import link_for
 
 __all__ = ["ServerCodec", "server_codec"]
@@ -69,8 +70,12 @@ class ServerCodec(ServerView):
         owned: bool,
         cancel_on_deadline: bool = False,
         declare: DeclareProfile = "go",
+        reconnect_to: object = None,
+        prefetch: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         self._link = link
+        self._reconnect_to = reconnect_to  # what a server that owns its connection came from
+        self._prefetch = prefetch
         self._proto = proto
         self._queue = queue
         self._grace = grace
@@ -110,13 +115,18 @@ class ServerCodec(ServerView):
             except ConnectionLost:
                 pass
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, *, reconnect: bool = False) -> None:
         """Consume and answer requests until `stop()` (or SIGINT/SIGTERM on the main thread),
         then stop consuming, let in-flight handlers finish within the grace period, and close.
 
-        Raises ConnectionLost when the connection or channel is lost (after logging it); the
-        documented recovery is to make a new codec on a new connection and serve again.
-        Raises UsageError when nothing is registered, or when already serving or closed.
+        When the connection or channel is lost, raises ConnectionLost (after logging it); or,
+        with `reconnect` (a server made from a URL or a list of them), connects again, trying
+        the URLs in order with a growing delay between rounds, declares its queue again and
+        goes on serving. Requests it was running go back to the queue (ack="late") and are
+        delivered again; their replies still go out if they finish after the new connection
+        is up. Raises UsageError when nothing is registered, when already serving or closed,
+        or for `reconnect` on a caller's connection; BrokerError when the queue cannot be
+        declared again.
         """
         if not len(self._proto.registry):
             raise UsageError("nothing registered: register() handlers before serving")
@@ -125,28 +135,75 @@ class ServerCodec(ServerView):
                 "this server runs on a caller's pika BlockingConnection, which belongs to the "
                 "thread that created it; serve from that thread, or pass a URL"
             )
+        if reconnect and self._reconnect_to is None:
+            raise UsageError(
+                "reconnect=True needs a server that opens its own connection: make it from a "
+                "URL (or a list of them) instead of a BlockingConnection"
+            )
         if self._closed or not self._serving.acquire(blocking=False):
             raise UsageError("this server is already serving, or closed")
         restore = self._install_signal_handlers()
         try:
-            self._consumer_tag = run(consume_op(self._queue), self._link, no_wait)
-            self._started.set()
-            logger.info("serving %d methods on %r", len(self._proto.registry), self._queue)
-            while not self._stop.is_set():
-                self._link.process(None)  # stop() and answers wake it
-                self._send_acks()
-                if self._resume_due and not self._stop.is_set():
-                    self._resume_due = False
-                    resume = resume_op(self._queue, self._declare)
-                    self._consumer_tag = run(resume, self._link, no_wait)
-            self._drain()
-        except ConnectionLost:
-            logger.error("server connection for %r lost; no longer serving", self._queue)
-            raise
+            while True:
+                try:
+                    self._serve()
+                    return
+                except ConnectionLost as exc:
+                    if not reconnect or self._stop.is_set():
+                        logger.error(
+                            "server connection for %r lost; no longer serving", self._queue
+                        )
+                        raise
+                    logger.warning("server connection for %r lost (%s)", self._queue, exc)
+                if not self._connect_again():
+                    return  # stopped meanwhile
         finally:
             restore()
             self._shutdown()
             self._serving.release()
+
+    def _serve(self) -> None:
+        self._consumer_tag = run(consume_op(self._queue), self._link, no_wait)
+        self._started.set()
+        logger.info("serving %d methods on %r", len(self._proto.registry), self._queue)
+        while not self._stop.is_set():
+            self._link.process(None)  # stop() and answers wake it
+            self._send_acks()
+            if self._resume_due and not self._stop.is_set():
+                self._resume_due = False
+                resume = resume_op(self._queue, self._declare)
+                self._consumer_tag = run(resume, self._link, no_wait)
+        self._drain()
+
+    def _connect_again(self) -> bool:
+        # Until connected and set up again, or stopped (then returns False).
+        requeued = self._proto.channel_lost()
+        if requeued:
+            logger.warning("%d requests in progress go back to the queue", requeued)
+        with contextlib.suppress(RPCError):
+            run(close_op(), self._link, no_wait)
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                link, _ = link_for(self._reconnect_to)
+                try:
+                    setup = server_setup_op(
+                        self._queue, prefetch=self._prefetch, declare=self._declare
+                    )
+                    run(setup, link, no_wait)
+                except BaseException:
+                    run(close_op(), link, no_wait)
+                    raise
+            except ConnectionLost as exc:
+                delay = backoff.delay()
+                logger.warning("cannot connect (%s); trying again in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                continue
+            self._link = link
+            link.bind(self)
+            logger.warning("connected again; serving %r", self._queue)
+            return True
+        return False
 
     def _drain(self) -> None:
         run(cancel_consume_op(self._consumer_tag), self._link, no_wait)
@@ -310,13 +367,12 @@ def server_codec(
     )
     link, owned = link_for(connection)
     try:
-        run(
-            server_setup_op(queue, prefetch=max_concurrency, declare=declare), link, no_wait
-        )
+        run(server_setup_op(queue, prefetch=max_concurrency, declare=declare), link, no_wait)
     except BaseException:
         run(close_op(), link, no_wait)
         raise
     return ServerCodec(
         link, proto, queue=queue, max_workers=max_workers, grace=grace, owned=owned,
-        cancel_on_deadline=cancel_on_deadline, declare=declare,
+        cancel_on_deadline=cancel_on_deadline, declare=declare, prefetch=max_concurrency,
+        reconnect_to=connection if owned else None,
     )  # fmt: skip

@@ -1,0 +1,40 @@
+"""AMQP URLs as the codecs that open their own connections take them: one URL, or a list of
+a cluster's nodes, tried in order. Only checks and names them; the adapters connect.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from ._errors import UsageError
+
+__all__ = ["address", "urls_of"]
+
+
+def address(url: object) -> str:
+    """ "host:port" of an AMQP URL, for error texts (never its password). Raises UsageError
+    when it is not one."""
+    if not isinstance(url, str):
+        raise UsageError(f"expected an AMQP URL, not {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise UsageError(f"not an AMQP URL (amqp:// or amqps://): {parts.scheme}://...")
+    try:
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    except ValueError:
+        raise UsageError(f"not an AMQP URL: bad port in {parts.scheme}://...") from None
+    return f"{parts.hostname or 'localhost'}:{port}"
+
+
+def urls_of(target: object) -> list[str] | None:
+    """The URLs a codec is to connect to itself (a URL or a non-empty list of them), or None
+    when `target` is a connection. Raises UsageError for a URL that is not amqp(s)://."""
+    if isinstance(target, str):
+        target = [target]
+    if not isinstance(target, (list, tuple)):
+        return None
+    if not target:
+        raise UsageError("expected a URL or a non-empty list of URLs, not an empty list")
+    for url in target:
+        address(url)
+    return list(target)
