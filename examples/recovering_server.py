@@ -2,10 +2,11 @@
 
 python examples/recovering_server.py --url amqp://guest:guest@127.0.0.1:5672/ --queue testrpc
 
-A codec never reconnects by itself: when its connection goes, `serve_forever()` raises
-ConnectionLost. The recovery is this loop: connect again (retrying with backoff while the
-broker is down or still starting), make a new codec, which declares the queue again (a
-restarted broker has lost its non-durable queues), register, and serve on.
+`serve_forever(reconnect=True)` survives a lost connection by itself: it connects again
+(with a growing delay while the broker is down or still starting) and declares the queue
+again (a restarted broker has lost its non-durable queues). What it cannot do is wait for a
+broker that is down before the server exists, since making the codec connects: this loop
+adds that.
 """
 
 from __future__ import annotations
@@ -49,34 +50,28 @@ def serve_with_recovery(
     on_serving: Callable[[amqprpc.sync.ServerCodec], None] | None = None,
     **options: Any,
 ) -> None:
-    """Serve `service` on `queue` until a server is stopped: `stop()`, SIGINT or SIGTERM.
+    """Serve `service` on `queue` until the server is stopped: `stop()`, SIGINT or SIGTERM.
 
-    Connecting fails with ConnectionLost while the broker is down, still starting, or
+    Making the server fails with ConnectionLost while the broker is down, still starting, or
     refuses the credentials: wait `first_delay` seconds (with jitter), doubling up to
-    `max_delay`, and try again. `on_serving(server)` is called with each new codec before it
-    serves (call `server.stop()` on the latest to end the loop). `options` go to
-    `server_codec`. Raises any other RPCError (a BrokerError when the queue exists with other
-    flags, say).
+    `max_delay`, and try again. `on_serving(server)` is called with the codec before it
+    serves (call `server.stop()` on it to end the loop). `options` go to `server_codec`.
+    Raises any other RPCError (a BrokerError when the queue exists with other flags, say).
     """
     delay = first_delay
     while True:
         try:
             server = amqprpc.sync.server_codec(url, queue, formatter, **options)
+            break
         except amqprpc.ConnectionLost as exc:
             logger.warning("cannot connect (%s); retrying in %.1f s", exc, delay)
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, max_delay)
-            continue
-        delay = first_delay
-        with server:
-            server.register(service)
-            if on_serving is not None:
-                on_serving(server)
-            try:
-                server.serve_forever()  # returns when stopped
-            except amqprpc.ConnectionLost:  # logged by the codec; connect again at once
-                continue
-        return
+    with server:
+        server.register(service)
+        if on_serving is not None:
+            on_serving(server)
+        server.serve_forever(reconnect=True)  # returns when stopped
 
 
 def main() -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from tests.brokers import PrivateBroker
 
-__all__ = ["Cluster"]
+__all__ = ["REPORT", "Cluster"]
+
+REPORT: list[str] = []  # lines for the end of the test session's output (failover figures)
 
 
 class Cluster:
