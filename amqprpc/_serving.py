@@ -18,12 +18,21 @@ __all__ = ["Backoff", "ServerView"]
 class Backoff:
     """Delays between reconnection attempts: `first` seconds, doubling up to `most`, each
     with jitter (between half and all of it), so that the servers a dead node dropped do not
-    all come back in the same instant. `reset()` after a success."""
+    all come back in the same instant.
 
-    def __init__(self, first: float = 0.25, most: float = 10.0) -> None:
+    A loss after a connection that lasted `stable` seconds is retried at once; one that
+    follows its connection sooner waits, ever longer, so a connection that keeps failing
+    right after it is made (a refused consume, say) is never retried in a tight loop.
+    """
+
+    def __init__(
+        self, first: float = 0.25, most: float = 10.0, *, stable: float = 10.0, now: float = 0.0
+    ) -> None:
         self.first = first
         self.most = most
+        self.stable = stable
         self._next = first
+        self._connected_at = now
 
     def delay(self) -> float:
         """The wait before the next attempt; the one after it is twice as long."""
@@ -32,8 +41,20 @@ class Backoff:
         return delay * random.uniform(0.5, 1.0)
 
     def reset(self) -> None:
-        """Connected: the next loss starts again from `first`."""
+        """The next loss starts again from `first`."""
         self._next = self.first
+
+    def connected(self, now: float) -> None:
+        """A connection was made (and set up) at `now`, on the adapter's clock."""
+        self._connected_at = now
+
+    def lost(self, now: float) -> float:
+        """The connection went at `now`: the wait before the first attempt to connect again
+        (0 when it had lasted `stable` seconds)."""
+        if now - self._connected_at >= self.stable:
+            self.reset()
+            return 0.0
+        return self.delay()
 
 
 class ServerView:

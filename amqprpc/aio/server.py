@@ -92,6 +92,7 @@ class AsyncServerCodec(ServerView):
         self._ended = asyncio.Event()
         self._failure: RPCError | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._backoff = Backoff(now=link.now())
         if reconnect_to is not None:
             self._supervisor = self._loop.create_task(self._keep_connected())
 
@@ -124,7 +125,8 @@ class AsyncServerCodec(ServerView):
         """Wait until the server's channel closes (close(), a broker error, connection loss).
 
         A server made with `reconnect=True` outlives lost connections: this waits for
-        `close()`, and raises the BrokerError that stopped it from declaring its queue again.
+        `close()`, and raises the RPCError (a BrokerError, say) that stopped it from setting
+        up its queue again.
         """
         if self._supervisor is None:
             await self._link.wait_closed()
@@ -144,17 +146,20 @@ class AsyncServerCodec(ServerView):
                 logger.warning("%d requests in progress go back to the queue", requeued)
             try:
                 await self._connect_again()
-            except RPCError as exc:
+            except Exception as exc:  # noqa: BLE001 - the end of serving, told to wait_closed
                 logger.error("cannot serve %r again: %s; no longer serving", self._queue, exc)
-                self._failure = exc
+                self._failure = exc if isinstance(exc, RPCError) else RPCError(repr(exc))
                 self._ended.set()
                 return
 
     async def _connect_again(self) -> None:
         assert self._reconnect_to is not None
         await run_async(close_op(), self._link, no_wait)
-        backoff = Backoff()
+        backoff = self._backoff
+        wait = backoff.lost(self._link.now())
         while True:
+            await asyncio.sleep(wait)
+            wait = 0.0
             try:
                 link, _ = await link_for(self._reconnect_to)
                 setup = server_setup_op(self._queue, prefetch=self._prefetch, declare=self._declare)
@@ -164,16 +169,22 @@ class AsyncServerCodec(ServerView):
                     await run_async(close_op(), link, no_wait)
                     raise
             except ConnectionLost as exc:
-                delay = backoff.delay()
-                logger.warning("cannot connect (%s); trying again in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                wait = backoff.delay()
+                logger.warning("cannot connect (%s); trying again in %.1f s", exc, wait)
                 continue
             self._link = link
             link.bind(self)
+            backoff.connected(link.now())
             if self._consuming is not None:
                 self._consuming = self._loop.create_task(self._start())
+                self._consuming.add_done_callback(self._consume_failed)
             logger.warning("connected again; serving %r", self._queue)
             return
+
+    def _consume_failed(self, consuming: asyncio.Task[None]) -> None:
+        # Consuming again failed (the channel closed): the supervisor connects again.
+        if not consuming.cancelled() and consuming.exception() is not None:
+            logger.warning("could not consume %r again: %s", self._queue, consuming.exception())
 
     async def close(self, grace: float | None = None) -> None:
         """Stop consuming, let in-flight handlers finish within `grace` seconds, close."""
@@ -181,7 +192,8 @@ class AsyncServerCodec(ServerView):
             return
         self._closing = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
+            self._supervisor.cancel()  # and let it close what it was opening
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         if self._consuming is not None and not self._consuming.done():
             with contextlib.suppress(RPCError):  # starting or resuming: let it end first
                 await asyncio.shield(self._consuming)
@@ -195,11 +207,13 @@ class AsyncServerCodec(ServerView):
             logger.warning("closing with %d requests unanswered", len(self._tasks))
             for task in list(self._tasks):
                 task.cancel()
-        self._send_acks()
-        await run_async(close_op(), self._link, no_wait)
-        if self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._ended.set()
+        try:
+            self._send_acks()
+            await run_async(close_op(), self._link, no_wait)
+            if self._own_executor:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+        finally:
+            self._ended.set()
 
     async def __aenter__(self) -> AsyncServerCodec:
         return self
@@ -248,13 +262,14 @@ class AsyncServerCodec(ServerView):
         self._consuming = self._loop.create_task(self._resume())
 
     async def _resume(self) -> None:
+        link = self._link
         try:
             resume = resume_op(self._queue, self._declare)
-            self._consumer_tag = await run_async(resume, self._link, no_wait)
+            self._consumer_tag = await run_async(resume, link, no_wait)
         except RPCError as exc:
-            if not self._closing:
+            if not self._closing and link is self._link:
                 logger.error("could not consume %r again: %s; no longer serving", self._queue, exc)
-                await run_async(close_op(), self._link, no_wait)
+                await run_async(close_op(), link, no_wait)
 
     async def _handle(self, invoke: Invoke) -> None:
         try:

@@ -22,7 +22,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .._dispatch import Registry
-from .._errors import ConnectionLost, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import Action, Delivery, Invoke, Outcome, Returned
 from .._formatters import FormatterLike, as_formatter
 from .._handlers import run_async_handler
@@ -95,6 +95,7 @@ class ServerCodec(ServerView):
         self._owner = None if owned else threading.get_ident()
         self._consumer_tag: str | None = None
         self._resume_due = False  # the broker cancelled our consumer: consume again
+        self._backoff = Backoff(now=link.now())
         link.bind(self)
 
     def register(self, target: object, *, name: str | None = None) -> list[str]:
@@ -148,7 +149,7 @@ class ServerCodec(ServerView):
                 try:
                     self._serve()
                     return
-                except ConnectionLost as exc:
+                except (ConnectionLost, BrokerError) as exc:  # a broker-closed channel too
                     if not reconnect or self._stop.is_set():
                         logger.error(
                             "server connection for %r lost; no longer serving", self._queue
@@ -178,12 +179,15 @@ class ServerCodec(ServerView):
     def _connect_again(self) -> bool:
         # Until connected and set up again, or stopped (then returns False).
         requeued = self._proto.channel_lost()
+        self._resume_due = False  # the new connection consumes anyway
         if requeued:
             logger.warning("%d requests in progress go back to the queue", requeued)
         with contextlib.suppress(RPCError):
             run(close_op(), self._link, no_wait)
-        backoff = Backoff()
-        while not self._stop.is_set():
+        backoff = self._backoff
+        wait = backoff.lost(self._link.now())
+        while not self._stop.wait(wait):
+            wait = 0.0
             try:
                 link, _ = link_for(self._reconnect_to)
                 try:
@@ -195,12 +199,15 @@ class ServerCodec(ServerView):
                     run(close_op(), link, no_wait)
                     raise
             except ConnectionLost as exc:
-                delay = backoff.delay()
-                logger.warning("cannot connect (%s); trying again in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                wait = backoff.delay()
+                logger.warning("cannot connect (%s); trying again in %.1f s", exc, wait)
                 continue
+            if self._stop.is_set():  # stopped while connecting: do not start consuming
+                run(close_op(), link, no_wait)
+                return False
             self._link = link
             link.bind(self)
+            backoff.connected(link.now())
             logger.warning("connected again; serving %r", self._queue)
             return True
         return False

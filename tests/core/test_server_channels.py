@@ -87,3 +87,16 @@ def test_urls_are_checked_and_named_without_passwords() -> None:
         with pytest.raises(UsageError) as info:
             urls_of(bad)
         assert "secret" not in str(info.value)
+
+
+def test_a_loss_after_a_stable_connection_is_retried_at_once_a_quick_one_waits() -> None:
+    backoff = Backoff(first=1.0, most=8.0, stable=10.0, now=100.0)
+    assert backoff.lost(now=111.0) == 0.0  # it had lasted 11 s
+    backoff.connected(now=112.0)
+    waits = []
+    for at in (112.5, 113.5, 115.0):  # each connection fails right after it is made
+        waits.append(backoff.lost(now=at))
+        backoff.connected(now=at)
+    assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0 and 2.0 <= waits[2] <= 4.0
+    assert backoff.lost(now=130.0) == 0.0  # stable again: from the start
+    assert backoff.delay() <= 1.0
