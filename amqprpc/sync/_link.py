@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,22 +120,6 @@ def is_connection(target: object) -> bool:
     return isinstance(target, pika.BlockingConnection)
 
 
-# pika 1.5 deprecates BlockingConnection (removal planned for pika 2.0) with a
-# DeprecationWarning from its constructor, reported against the line that makes it. The
-# connections the codecs open themselves are amqprpc's business, not their users': the
-# notice is not passed on from here (a user's own BlockingConnection still warns).
-# (Filters are process-wide: while one codec connects, the notice is not shown for any
-# thread; holding a lock instead would make codecs wait for each other's handshakes.)
-_PIKA_2_NOTICE = r".*will be removed in Pika 2\.0"
-
-
-@contextlib.contextmanager
-def _without_pika_2_notice() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", _PIKA_2_NOTICE, DeprecationWarning)
-        yield
-
-
 def _redact(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
@@ -181,7 +164,7 @@ class PikaLink:
     @classmethod
     def connect(cls, parameters: Any) -> PikaLink:
         """Open a connection of our own (closed with the link). Raises ConnectionLost."""
-        with map_exceptions(f"connecting to {_addresses(parameters)}"), _without_pika_2_notice():
+        with map_exceptions(f"connecting to {_addresses(parameters)}"):
             connection = pika.BlockingConnection(parameters)  # a list: each in turn
         return cls(connection, owned=True)
 
