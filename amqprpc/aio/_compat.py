@@ -13,11 +13,12 @@ The async link relies on two things that aioamqp 0.15 does not offer publicly:
   them to their link: aioamqp's dispatch and pamqp's decoding were a third of the CPU of a
   request or a reply. Uses `protocol.get_frame`, `protocol._stream_reader` and
   `pamqp.frame._unmarshal_*_frame`.
-- **One write per loop turn** (`FrameWriter`). aioamqp sends a message as three socket writes
-  and drains after each; the writer sends the frames the core encodes (`_frames`,
-  byte-identical to pamqp's) in one write per loop turn on aioamqp's own stream writer, so
-  heartbeat bookkeeping and flow control stay intact. Uses `protocol._stream_writer`,
-  `protocol._drain`, `protocol.server_frame_max`, `protocol.state` and `channel.channel_id`.
+- **One write per loop turn** (`frame_writer`, a `_wire.BatchWriter`). aioamqp sends a
+  message as three socket writes and drains after each; the writer sends the frames the core
+  encodes (`_frames`, byte-identical to pamqp's) in one write per loop turn on aioamqp's own
+  stream writer, so heartbeat bookkeeping and flow control stay intact. Uses
+  `protocol._stream_writer`, `protocol._drain`, `protocol.server_frame_max`, `protocol.state`
+  and `channel.channel_id`.
 
 Both are used only when the installed versions are the ones tested (`SUPPORTED`) and the
 attributes are there (`missing_internals`); otherwise the link falls back to aioamqp's public
@@ -26,11 +27,9 @@ API and a WARNING names the versions.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import struct
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import aioamqp.exceptions
 import pamqp.commands
@@ -39,15 +38,26 @@ import pamqp.frame
 import pamqp.header
 import pamqp.heartbeat
 
-from .._errors import ConnectionLost, ProtocolViolation
-from .._events import Ack, Delivery, Publish, Reject
-from .._frames import decode_content_header, encode_ack, encode_publish, encode_reject
+from .._errors import ProtocolViolation
+from .._events import Delivery
+from .._frames import decode_content_header
 from .._versions import Range, installed, outside
+from ._wire import (
+    DELIVER,
+    FRAME_BODY,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    BatchWriter,
+    FrameSource,
+    OutOfStep,
+    shortstr_at,
+)
 
 __all__ = [
     "SUPPORTED",
     "FrameReader",
-    "FrameWriter",
+    "frame_writer",
     "internals_usable",
     "missing_internals",
     "versions",
@@ -63,7 +73,6 @@ _PROTOCOL_ATTRS = (
 )  # fmt: skip
 _PAMQP_FUNCS = ("_unmarshal_method_frame", "_unmarshal_header_frame", "_unmarshal_body_frame")
 _OPEN = 1  # aioamqp.protocol.OPEN
-_HIGH_WATER = 256 * 1024  # bytes buffered in the transport before a sender waits for a drain
 
 
 def versions() -> dict[str, str]:
@@ -118,11 +127,6 @@ _DECODE_ERRORS = (
     ValueError,
 )
 _READER = "_amqprpc_frame_reader"
-_FRAME_HEADER, _FRAME_METHOD, _FRAME_BODY, _FRAME_HEARTBEAT = 2, 1, 3, 8
-_FRAME_END = b"\xce"
-_FRAME_HEAD = struct.Struct(">BHI")
-_TAG_BIT = struct.Struct(">QB")
-_DELIVER = struct.pack(">HH", 60, 60)  # basic.deliver
 _HEARTBEAT = pamqp.heartbeat.Heartbeat()
 
 
@@ -137,8 +141,7 @@ class FrameReader:
     """
 
     def __init__(self, protocol: Any, to_wire: Any) -> None:
-        self._reader = protocol._stream_reader
-        self._transport = protocol._stream_writer.transport
+        self._source = FrameSource(protocol._stream_reader, protocol._stream_writer.transport.abort)
         self._to_wire = to_wire
         self._consumers: dict[tuple[int, str], Callable[[Delivery], None]] = {}
 
@@ -162,73 +165,28 @@ class FrameReader:
             if consumer_tag is None or key[1] == consumer_tag:
                 del self._consumers[key]
 
-    async def _raw(self) -> tuple[int, int, bytes]:
-        # AMQP 0-9-1 section 4.2.3: type (octet), channel (short), size (long), payload, 0xCE.
-        reader = self._reader
-        if not reader:
-            raise aioamqp.exceptions.AmqpClosedConnection()
-        try:
-            head = await reader.readexactly(7)
-            kind, channel, size = _FRAME_HEAD.unpack(head)
-            rest = await reader.readexactly(size + 1)  # the payload and the frame-end octet
-        except (asyncio.IncompleteReadError, OSError) as exc:
-            raise aioamqp.exceptions.AmqpClosedConnection() from exc
-        if rest[-1:] != _FRAME_END:
-            self._out_of_step()
-        return kind, channel, rest[:-1]
-
-    def _out_of_step(self) -> NoReturn:
-        # Nothing after this can be read. aioamqp stops reading on AmqpClosedConnection but
-        # leaves the socket open, so the broker would keep this connection's unacked requests:
-        # close it, so that they go to another server.
-        self._transport.abort()
-        raise aioamqp.exceptions.AmqpClosedConnection()
-
     async def get_frame(self) -> tuple[int, Any]:
         """The next frame, decoded as aioamqp's reader decodes it."""
-        kind, channel, payload = await self._raw()
-        if kind == _FRAME_METHOD:
-            if self._consumers and payload[:4] == _DELIVER:
-                deliver = self._consumers.get((channel, _shortstr_at(payload, 4)[0]))
-                if deliver is not None:
-                    deliver(await self._delivery(payload))
-                    return 0, _HEARTBEAT
-            return channel, pamqp.frame._unmarshal_method_frame(payload)
-        if kind == _FRAME_HEADER:
-            return channel, _header_frame(payload, self._to_wire)
-        if kind == _FRAME_BODY:
+        # aioamqp stops reading on AmqpClosedConnection; the source closed the socket when the
+        # stream is out of step, so the broker requeues this connection's unacked requests.
+        try:
+            kind, channel, payload = await self._source.frame()
+            if kind == FRAME_METHOD:
+                if self._consumers and payload[:4] == DELIVER:
+                    deliver = self._consumers.get((channel, shortstr_at(payload, 4)[0]))
+                    if deliver is not None:
+                        deliver(await self._source.delivery(payload))
+                        return 0, _HEARTBEAT
+                return channel, pamqp.frame._unmarshal_method_frame(payload)
+            if kind == FRAME_HEADER:
+                return channel, _header_frame(payload, self._to_wire)
+        except OutOfStep as exc:
+            raise aioamqp.exceptions.AmqpClosedConnection() from exc
+        if kind == FRAME_BODY:
             return channel, pamqp.frame._unmarshal_body_frame(payload)
-        if kind == _FRAME_HEARTBEAT:
+        if kind == FRAME_HEARTBEAT:
             return channel, _HEARTBEAT
         return channel, None
-
-    async def _delivery(self, method: bytes) -> Delivery:
-        # basic.deliver (class 60, method 60): consumer-tag, delivery-tag (u64), redelivered
-        # (bit), exchange, routing-key; then its content header and body frames follow.
-        _, pos = _shortstr_at(method, 4)
-        delivery_tag, redelivered = _TAG_BIT.unpack_from(method, pos)
-        kind, _, payload = await self._raw()
-        if kind != _FRAME_HEADER:
-            self._out_of_step()
-        try:
-            body_size, properties = decode_content_header(payload, lenient=True)
-        except ProtocolViolation:  # not from RabbitMQ, which checks headers
-            self._out_of_step()
-        parts = []
-        received = 0
-        while received < body_size:
-            kind, _, chunk = await self._raw()
-            if kind != _FRAME_BODY:
-                self._out_of_step()
-            parts.append(chunk)
-            received += len(chunk)
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
-        return Delivery(
-            properties=properties,
-            body=body,
-            delivery_tag=delivery_tag,
-            redelivered=bool(redelivered & 1),
-        )
 
 
 def _header_frame(payload: bytes, to_wire: Any) -> Any:
@@ -246,85 +204,19 @@ def _header_frame(payload: bytes, to_wire: Any) -> Any:
     return pamqp.header.ContentHeader(body_size=body_size, properties=props)
 
 
-def _shortstr_at(payload: bytes, pos: int) -> tuple[str, int]:
-    stop = pos + 1 + payload[pos]
-    return payload[pos + 1 : stop].decode("utf-8", "replace"), stop
-
-
-# -- one write per loop turn -----------------------------------------------------------
-
-
-class FrameWriter:
-    """Gathers one channel's frames and writes them once per loop turn."""
-
-    def __init__(
-        self, protocol: Any, channel: Any, on_backlog: Callable[[], None] = lambda: None
-    ) -> None:
-        self._protocol = protocol
-        self._channel = channel
-        self._on_backlog = on_backlog  # a write left the socket's buffer above high water
-        self._channel_id: int = channel.channel_id
-        self._stream = protocol._stream_writer
-        self._transport = protocol._stream_writer.transport
-        self._loop = asyncio.get_running_loop()
-        self._pending: list[bytes] = []
-        self._scheduled = False
-
-    def _check_open(self) -> None:
-        if self._protocol.state != _OPEN or not self._channel.is_open:
-            raise ConnectionLost("the channel or connection is closed")
-
-    def publish(self, action: Publish) -> bool:
-        """Queue a publish. Returns whether the caller should wait for `drain()`.
-
-        Raises ConnectionLost when the channel is closed.
-        """
-        self._check_open()
-        frames = encode_publish(
-            self._channel_id,
-            self._protocol.server_frame_max,
-            exchange=action.exchange,
-            routing_key=action.routing_key,
-            mandatory=action.mandatory,
-            properties=action.properties,
-            body=action.body,
-        )
-        return self._queue(frames)
-
-    def ack(self, action: Ack) -> bool:
-        """Queue an ack. Returns whether the caller should wait for `drain()`."""
-        self._check_open()
-        return self._queue(encode_ack(self._channel_id, action.delivery_tag, action.multiple))
-
-    def reject(self, action: Reject) -> bool:
-        """Queue a reject. Returns whether the caller should wait for `drain()`."""
-        self._check_open()
-        return self._queue(encode_reject(self._channel_id, action.delivery_tag, action.requeue))
-
-    def _queue(self, frames: bytes) -> bool:
-        self._pending.append(frames)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
-        return bool(self._transport.get_write_buffer_size() > _HIGH_WATER)
-
-    def flush(self) -> None:
-        """Write what is queued now (also before any frame aioamqp writes itself)."""
-        self._scheduled = False
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        if self._transport.is_closing() or not self._channel.is_open:
-            # The connection or the channel went between queueing and writing (the broker
-            # closed the channel meanwhile): frames on a closed channel would close the whole
-            # connection (504). The link's watchers fail what was in flight.
-            return
-        self._stream.write(data)
-        if self._transport.get_write_buffer_size() > _HIGH_WATER:
-            self._on_backlog()
-
-    async def drain(self) -> None:
-        """Wait until the transport's buffer has room (aioamqp's drain, with its lock)."""
-        self.flush()
-        await self._protocol._drain()
+def frame_writer(
+    protocol: Any, channel: Any, on_backlog: Callable[[], None] = lambda: None
+) -> BatchWriter:
+    """A writer of `channel`'s frames, once per loop turn, on aioamqp's own stream writer, so
+    that heartbeat bookkeeping and flow control stay intact; drains with aioamqp's drain (and
+    its lock)."""
+    stream = protocol._stream_writer
+    return BatchWriter(
+        channel.channel_id,
+        protocol.server_frame_max,
+        stream.write,
+        stream.transport,
+        lambda: bool(protocol.state == _OPEN and channel.is_open),
+        protocol._drain,
+        on_backlog,
+    )

@@ -39,7 +39,8 @@ from .._events import (
 from .._link import AsyncLink, LinkSink, NoSink
 from .._urls import address as address_of
 from .._urls import urls_of
-from ._compat import FrameReader, FrameWriter, internals_usable
+from ._compat import FrameReader, frame_writer, internals_usable
+from ._wire import BatchWriter
 from ._writes import Writes
 
 __all__ = ["AioLink", "is_protocol", "link_for", "map_exceptions", "open_link"]
@@ -101,7 +102,7 @@ class AioLink:
     """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
     def __init__(
-        self, channel: Any, writer: FrameWriter | None, reader: FrameReader | None
+        self, channel: Any, writer: BatchWriter | None, reader: FrameReader | None
     ) -> None:
         self.channel = channel
         self._writer = writer
@@ -167,7 +168,7 @@ class AioLink:
             if link._writer is not None:
                 link._writes.backlog(link._writer.drain)
 
-        link = cls(channel, FrameWriter(protocol, channel, backlog) if usable else None, reader)
+        link = cls(channel, frame_writer(protocol, channel, backlog) if usable else None, reader)
         sink.append(link)
         return link
 
