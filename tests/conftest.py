@@ -1,5 +1,5 @@
-"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names, an aioamqp
-connection, and a private broker for tests that stop or restart one."""
+"""Shared fixtures: the broker URL, a loud check that it answers, unique queue names, a
+connection of each async backend, and a private broker for tests that stop or restart one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.backends import ASYNC_BACKENDS, close_async, connect_async
 
 if TYPE_CHECKING:
     from tests.brokers import PrivateBroker
@@ -108,16 +110,20 @@ def queue_name(broker_url: str) -> Iterator[str]:
     delete_queue(broker_url, name)
 
 
-@pytest.fixture
-async def amqp(broker_url: str) -> AsyncIterator[Any]:
-    """An aioamqp connection to the broker (its protocol), closed after the test if still open."""
-    import aioamqp
+@pytest.fixture(params=ASYNC_BACKENDS)
+def aio_backend(request: pytest.FixtureRequest) -> str:
+    """The async API's client library a test runs on: each installed one in turn
+    (tests/backends.py)."""
+    return str(request.param)
 
-    transport, protocol = await aioamqp.from_url(broker_url)
-    yield protocol
-    if protocol.state == 1:  # OPEN
-        await protocol.close()
-    transport.close()
+
+@pytest.fixture
+async def amqp(broker_url: str, aio_backend: str) -> AsyncIterator[Any]:
+    """A connection of the async backend's kind to the broker (an aioamqp AmqpProtocol or an
+    aiormq Connection), closed after the test."""
+    connection = await connect_async(aio_backend, broker_url)
+    yield connection
+    await close_async(connection)
 
 
 @pytest.fixture(scope="session")

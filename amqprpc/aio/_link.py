@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aioamqp
 import aioamqp.exceptions
 
-from .._envelope import Properties, read_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError
 from .._events import (
     Ack,
     Action,
@@ -36,14 +34,13 @@ from .._events import (
     Reject,
     Returned,
 )
-from .._link import AsyncLink, LinkSink, NoSink
 from .._urls import address as address_of
-from .._urls import urls_of
+from ._base import BatchedLink, from_wire, to_wire
 from ._compat import FrameReader, frame_writer, internals_usable
 from ._wire import BatchWriter
 from ._writes import Writes
 
-__all__ = ["AioLink", "is_protocol", "link_for", "map_exceptions", "open_link"]
+__all__ = ["AioLink", "is_protocol", "map_exceptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,45 +69,15 @@ def is_protocol(target: object) -> bool:
     return isinstance(target, aioamqp.AmqpProtocol)
 
 
-def _to_wire(properties: Properties) -> dict[str, Any]:
-    wire: dict[str, Any] = {}
-    for name in Properties.__slots__:
-        value = getattr(properties, name)
-        if value is None:
-            continue
-        if name == "type":
-            name = "message_type"
-        elif name == "timestamp":
-            try:
-                value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
-            except (ArithmeticError, OSError, ValueError):
-                continue  # beyond what a datetime holds (year 9999): only a hostile peer's
-        wire[name] = value
-    return wire
-
-
-def _epoch_seconds(stamp: Any) -> int | None:
-    # pamqp gives timestamps as datetimes; the core keeps Unix seconds.
-    return None if stamp is None else int(stamp.timestamp())
-
-
-def _from_wire(props: Any) -> Properties:
-    return read_properties(props, type_attr="message_type", timestamp=_epoch_seconds)
-
-
-class AioLink:
+class AioLink(BatchedLink):
     """One aioamqp channel, seen through the core's actions and events (an AsyncLink)."""
 
     def __init__(
         self, channel: Any, writer: BatchWriter | None, reader: FrameReader | None
     ) -> None:
+        super().__init__(writer, Writes.of(channel.protocol))
         self.channel = channel
-        self._writer = writer
         self._reader = reader
-        self._sink: LinkSink = NoSink()
-        self._loop = asyncio.get_running_loop()
-        self._background: set[asyncio.Task[Any]] = set()
-        self._writes = Writes.of(channel.protocol)
         self._watcher = self._loop.create_task(self._watch())
         self._transport: Any = None  # set when the connection is the link's own (`connect`)
 
@@ -150,7 +117,7 @@ class AioLink:
     async def open(cls, protocol: Any) -> AioLink:
         """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
         usable = internals_usable(protocol)
-        reader = FrameReader.of(protocol, _to_wire) if usable else None
+        reader = FrameReader.of(protocol, to_wire) if usable else None
         sink: list[AioLink] = []
 
         async def returned(channel: Any, body: bytes, envelope: Any, props: Any) -> None:
@@ -177,18 +144,6 @@ class AioLink:
         """Whether the channel (and so its connection) is still open."""
         return bool(self.channel.is_open)
 
-    def bind(self, sink: LinkSink) -> None:
-        """Send deliveries, returns and the channel's end to `sink` from now on."""
-        self._sink = sink
-
-    def now(self) -> float:
-        """The event loop's clock."""
-        return self._loop.time()
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        """Run `callback` at loop time `when`."""
-        return self._loop.call_at(when, callback)
-
     async def wait_closed(self) -> None:
         """Wait until the channel closes, for whatever reason."""
         await self.channel.close_event.wait()
@@ -199,38 +154,24 @@ class AioLink:
             self._reader.forget(self.channel.channel_id)
         self._sink.closed("the channel or connection closed")
 
-    async def perform(self, action: Action) -> Performed:
-        """Carry out one action. Returns the broker's answer, if any. Raises RPCError."""
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return map_exceptions(what)
+
+    async def _perform(self, action: Action) -> Performed:
         channel = self.channel
-        writer = self._writer
         if isinstance(action, Publish):
             with map_exceptions(f"publishing to {action.routing_key!r}"):
-                if writer is None:
-                    await self._bounded(
-                        channel.basic_publish(
-                            action.body,
-                            action.exchange,
-                            action.routing_key,
-                            properties=_to_wire(action.properties),
-                            mandatory=action.mandatory,
-                        ),
-                        action.deadline,
-                    )
-                elif writer.publish(action):  # the hot path: one write a loop turn
-                    await self._bounded(writer.drain(), action.deadline)
+                await self._bounded(
+                    channel.basic_publish(
+                        action.body,
+                        action.exchange,
+                        action.routing_key,
+                        properties=to_wire(action.properties),
+                        mandatory=action.mandatory,
+                    ),
+                    action.deadline,
+                )
             return None
-        if isinstance(action, Ack) and writer is not None:
-            with map_exceptions("acknowledging"):
-                if writer.ack(action):
-                    await writer.drain()
-            return None
-        if isinstance(action, Reject) and writer is not None:
-            with map_exceptions("rejecting"):
-                if writer.reject(action):
-                    await writer.drain()
-            return None
-        if writer is not None:
-            writer.flush()  # aioamqp writes what follows itself: keep the order of frames
         if isinstance(action, Ack):
             with map_exceptions("acknowledging"):
                 await channel.basic_client_ack(action.delivery_tag, multiple=action.multiple)
@@ -291,62 +232,13 @@ class AioLink:
             return None
         raise TypeError(f"unknown action {action!r}")
 
-    @property
-    def blocked(self) -> bool:
-        """Whether a write on this link's connection has not drained for a while (a blocked
-        broker stops reading)."""
-        return self._writes.blocked
-
-    async def _bounded(self, write: Awaitable[Any], deadline: float | None) -> None:
-        # Wait for a publish to be written, no later than its call's deadline: the frames stay
-        # queued for the socket (a blocked broker reads them once its alarm clears), and the
-        # call's timer ends the call. Shielded: a write is never cut between the frames of
-        # one message.
-        writing = self._writes.watch(write)
-        if deadline is None:
-            await writing
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(writing), max(0.0, deadline - self._loop.time()))
-        except asyncio.TimeoutError:
-            pass
-
-    def perform_soon(self, action: Action) -> None:
-        """Send an action that needs no answer without waiting (from a callback), in order with
-        the rest of this loop turn's frames. Raises ConnectionLost when the channel is closed."""
-        writer = self._writer
-        if writer is not None:  # queued for this turn's write, without waiting for a drain
-            if isinstance(action, Publish):
-                writer.publish(action)
-                return
-            if isinstance(action, Ack):
-                writer.ack(action)
-                return
-            if isinstance(action, Reject):
-                writer.reject(action)
-                return
-        task = self._loop.create_task(self._perform_quietly(action))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def flush(self) -> None:
-        """Write the frames gathered for this loop turn now."""
-        if self._writer is not None:
-            self._writer.flush()
-
-    async def _perform_quietly(self, action: Action) -> None:
-        try:
-            await self.perform(action)
-        except RPCError as exc:  # the channel went: the broker requeues what is unacked
-            logger.debug("could not perform %r: %s", action, exc)
-
     def _deliver(self, delivery: Delivery) -> None:
         self._sink.delivered(delivery)
 
     # aioamqp awaits these callbacks inside its frame reader: they must not block.
     async def _delivered(self, channel: Any, body: bytes, envelope: Any, props: Any) -> None:
         delivery = Delivery(
-            properties=_from_wire(props),
+            properties=from_wire(props),
             body=body,
             delivery_tag=envelope.delivery_tag,
             redelivered=bool(envelope.is_redeliver),
@@ -363,32 +255,8 @@ class AioLink:
             reply_code=envelope.reply_code,
             reply_text=envelope.reply_text or "",
             routing_key=envelope.routing_key or "",
-            properties=_from_wire(props),
+            properties=from_wire(props),
             body=body,
         )
         self._sink.returned(returned)
 
-
-async def link_for(target: object) -> tuple[AsyncLink, list[str] | None]:
-    """A link on a caller's connection (see `open_link`), or on a connection of its own to a
-    URL or the first answering one of a list of them. Returns the link and the URLs (None
-    for a caller's connection). Raises UsageError, ConnectionLost or BrokerError."""
-    urls = urls_of(target)
-    if urls is None:
-        return await open_link(target), None
-    return await AioLink.connect(urls), urls
-
-
-async def open_link(target: object) -> AsyncLink:
-    """A link on `target`: an aioamqp connection (`AmqpProtocol`), or any object with an
-    `async open_async_link()` that returns an AsyncLink (an in-memory broker, say).
-
-    Raises UsageError for anything else, ConnectionLost when no channel can be opened.
-    """
-    if is_protocol(target):
-        return await AioLink.open(target)
-    opener = getattr(target, "open_async_link", None)
-    if callable(opener):
-        link: AsyncLink = await opener()
-        return link
-    raise UsageError(f"expected an aioamqp connection (AmqpProtocol), not {target!r}")

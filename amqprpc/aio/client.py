@@ -23,7 +23,7 @@ from .._link import AsyncLink, no_wait, run_async
 from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from ._link import open_link
+from ._open import open_link
 
 __all__ = ["AsyncClientCodec", "client_codec"]
 

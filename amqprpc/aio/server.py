@@ -41,7 +41,7 @@ from .._server import (
 )
 from .._serving import Backoff, ServerView
 from .._urls import urls_of
-from ._link import link_for
+from ._open import link_for
 
 __all__ = ["AsyncServerCodec", "server_codec"]
 
