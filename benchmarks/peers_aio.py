@@ -1,5 +1,6 @@
-"""The asyncio peers: amqprpc's async client and server, the raw aioamqp loops that speak the
-same wire protocol with no library, and aio-pika's JsonRPC pattern.
+"""The asyncio peers: amqprpc's async client and server (on aioamqp or aiormq), the raw aioamqp
+and aiormq loops that speak the same wire protocol with no library (peers_aiormq.py), and
+aio-pika's JsonRPC pattern.
 
 Every server serves Arith.Mul ({"A": a, "B": b} -> a*b) on the request queue it is given and
 prints "ready" once it consumes. Every client runs `calls` calls of Arith.Mul with `inflight`
@@ -10,12 +11,14 @@ result, and returns its figures (see `measure`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import harness
+from peers_aiormq import client_raw_aiormq, serve_raw_aiormq
 
 # Every server lets this many requests be in progress at once (basic.qos prefetch), more than
 # any client keeps in flight, so that no row is capped by it.
@@ -77,14 +80,26 @@ def _compact(obj: object) -> bytes:
 # -- servers ------------------------------------------------------------------------------
 
 
-async def serve_amqprpc(queue: str) -> None:
-    """amqprpc's async server: defaults (ack after reply) but for max_concurrency."""
+async def _connect(backend: str) -> Any:
+    # A connection of the async backend's kind, as a user of the async API makes one.
+    if backend == "aiormq":
+        import aiormq
+
+        return await aiormq.connect(harness.URL)
     import aioamqp
 
+    _, protocol = await aioamqp.from_url(harness.URL)
+    return protocol
+
+
+async def serve_amqprpc(queue: str, backend: str = "aioamqp") -> None:
+    """amqprpc's async server: defaults (ack after reply) but for max_concurrency."""
     import amqprpc
 
-    _, protocol = await aioamqp.from_url(harness.URL)
-    server = await amqprpc.server_codec(protocol, queue, amqprpc.Json, max_concurrency=PREFETCH)
+    connection = await _connect(backend)
+    server = await amqprpc.server_codec(
+        connection, queue, amqprpc.Json, max_concurrency=PREFETCH
+    )
 
     async def mul(args: dict[str, int]) -> int:
         return args["A"] * args["B"]
@@ -142,19 +157,19 @@ async def serve_aiopika(queue: str) -> None:
 # -- clients ------------------------------------------------------------------------------
 
 
-async def client_amqprpc(queue: str, calls: int, inflight: int, warmup: int) -> dict[str, Any]:
+async def client_amqprpc(
+    queue: str, calls: int, inflight: int, warmup: int, backend: str = "aioamqp"
+) -> dict[str, Any]:
     """amqprpc's async client (a ServiceProxy method, as users call it)."""
-    import aioamqp
-
     import amqprpc
 
-    _, protocol = await aioamqp.from_url(harness.URL)
-    codec = await amqprpc.client_codec(protocol, queue, amqprpc.Json, timeout=TIMEOUT)
+    connection = await _connect(backend)
+    codec = await amqprpc.client_codec(connection, queue, amqprpc.Json, timeout=TIMEOUT)
     mul = codec.client("Arith").Mul
     result = await measure(lambda i: mul({"A": i, "B": 2}), calls, inflight, warmup)
     harness.report(result)
     await codec.close()
-    await protocol.close()
+    await connection.close()
     return result
 
 
@@ -226,11 +241,15 @@ async def client_aiopika(queue: str, calls: int, inflight: int, warmup: int) -> 
 
 SERVERS: dict[str, Callable[[str], Awaitable[None]]] = {
     "amqprpc-aio": serve_amqprpc,
+    "amqprpc-aiormq": functools.partial(serve_amqprpc, backend="aiormq"),
     "raw-aioamqp": serve_raw,
+    "raw-aiormq": serve_raw_aiormq,
     "aio-pika": serve_aiopika,
 }
 CLIENTS: dict[str, Callable[[str, int, int, int], Awaitable[dict[str, Any]]]] = {
     "amqprpc-aio": client_amqprpc,
+    "amqprpc-aiormq": functools.partial(client_amqprpc, backend="aiormq"),
     "raw-aioamqp": client_raw,
+    "raw-aiormq": client_raw_aiormq,
     "aio-pika": client_aiopika,
 }

@@ -52,6 +52,10 @@ class Side:
 SIDES = {
     "aio": Side("amqprpc-aio", "amqprpc-aio", "tput", "amqprpc async -> amqprpc async server"),
     "raw-aio": Side("raw-aioamqp", "raw-aioamqp", "tput", "raw aioamqp -> raw aioamqp server"),
+    "rmq": Side(
+        "amqprpc-aiormq", "amqprpc-aiormq", "tput", "amqprpc async on aiormq -> same server"
+    ),
+    "raw-rmq": Side("raw-aiormq", "raw-aiormq", "tput", "raw aiormq -> raw aiormq server"),
     "sync-seq": Side("amqprpc-seq", "raw-aioamqp", "seq", "amqprpc sync ClientCodec"),
     "pika-seq": Side("pika-seq", "raw-aioamqp", "seq", "raw pika BlockingConnection loop"),
     "sync-threads": Side(
@@ -97,6 +101,18 @@ ROWS = [
         description="amqprpc async client -> amqprpc async server, calls/s, against a raw "
         "aioamqp client and server on the same wire protocol with expiration, mandatory and "
         "ack-after-reply on",
+    ),
+    Row(
+        "aiormq", "async tput on aiormq", "raw aiormq", "aiormq", "calls_per_s", ">=", 2.0,
+        ours="rmq", base="raw-rmq",
+        description="amqprpc async client and server on aiormq connections, calls/s, against "
+        "a raw aiormq client and server (public API, confirms off) on the same wire protocol",
+    ),
+    Row(
+        "aiormq-aioamqp", "aiormq adapter vs aioamqp's", "amqprpc on aioamqp", "aiormq",
+        "calls_per_s", ">=", 1.0, ours="rmq", base="aio",
+        description="amqprpc async client and server on aiormq, calls/s, against the same on "
+        "aioamqp",
     ),
     Row(
         "seq", "sync seq p50", "raw pika Blocking", "seq", "p50_us", "<=", 1.05,
