@@ -8,7 +8,7 @@ import urllib.parse
 
 from ._errors import UsageError
 
-__all__ = ["address", "urls_of"]
+__all__ = ["address", "urls_of", "user_and_vhost"]
 
 
 def address(url: object) -> str:
@@ -38,3 +38,12 @@ def urls_of(target: object) -> list[str] | None:
     for url in target:
         address(url)
     return list(target)
+
+
+def user_and_vhost(url: str) -> tuple[str, str]:
+    """The user name and the virtual host an AMQP URL names (the defaults "guest" and "/"),
+    for error texts: never the password."""
+    parts = urllib.parse.urlsplit(url)
+    user = urllib.parse.unquote(parts.username) if parts.username else "guest"
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return user, urllib.parse.unquote(path) if path else "/"

@@ -39,6 +39,7 @@ from .._events import (
     Returned,
 )
 from .._urls import address as address_of
+from .._urls import user_and_vhost
 from ._base import BatchedLink, from_wire, to_wire
 from ._rmq_compat import Tap, frame_writer, internals_usable
 from ._wire import BatchWriter
@@ -86,6 +87,34 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise RPCError(f"{what}: {exc!r}") from exc
 
 
+async def _connected(url: str, address: str, timeout: float) -> Any:
+    # One connection attempt, its failure named: the broker's refusals as BrokerError, the
+    # rest as ConnectionLost (the next URL may answer).
+    user, vhost = user_and_vhost(url)
+    try:
+        return await asyncio.wait_for(aiormq.connect(url), timeout)
+    except asyncio.TimeoutError:
+        raise ConnectionLost(f"no AMQP handshake within {timeout:g} s") from None
+    except aiormq.exceptions.ProbableAuthenticationError as exc:
+        raise BrokerError(
+            403, f"connecting to {address}: access refused for user {user!r} (wrong user name "
+            "or password)"
+        ) from exc
+    except aiormq.exceptions.InvalidFrameError as exc:
+        if "Connection.Close" not in str(exc):
+            raise ConnectionLost(f"not an AMQP 0-9-1 broker? ({exc})") from exc
+        # RabbitMQ answers connection.open with connection.close 530 NOT_ALLOWED.
+        raise BrokerError(
+            530, f"connecting to {address}: virtual host {vhost!r} does not exist, or user "
+            f"{user!r} may not use it"
+        ) from exc
+    except (aiormq.exceptions.AMQPConnectionError, OSError) as exc:
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if errno == 111 or isinstance(exc, ConnectionRefusedError):  # ECONNREFUSED
+            raise ConnectionLost("connection refused") from exc
+        raise ConnectionLost(str(exc) or type(exc).__name__) from exc
+
+
 def is_connection(target: object) -> bool:
     """Whether `target` is an aiormq connection."""
     return isinstance(target, aiormq.abc.AbstractConnection)
@@ -105,16 +134,14 @@ class RmqLink(BatchedLink):
     async def connect(cls, urls: Sequence[str], *, timeout: float = CONNECT_TIMEOUT) -> RmqLink:
         """Open a connection of the link's own (closed with it) to the first of `urls` that
         answers, tried in order, each within `timeout` seconds, and a channel on it. Raises
-        ConnectionLost naming every address tried (never a password)."""
+        ConnectionLost naming every address tried and why it failed, BrokerError when the
+        broker refuses the user (403, naming the user, never the password) or the virtual
+        host (530)."""
         failures = []
         for url in urls:
             address = address_of(url)
             try:
-                with map_exceptions(f"connecting to {address}"):
-                    try:
-                        connection = await asyncio.wait_for(aiormq.connect(url), timeout)
-                    except asyncio.TimeoutError:
-                        raise ConnectionLost(f"no AMQP handshake within {timeout:g} s") from None
+                connection = await _connected(url, address, timeout)
             except ConnectionLost as exc:
                 failures.append(f"{address}: {exc}")
                 continue
@@ -159,7 +186,9 @@ class RmqLink(BatchedLink):
     @property
     def is_open(self) -> bool:
         """Whether the channel and its connection are open."""
-        return not self.channel.is_closed and bool(self.channel.connection.is_opened)
+        # aiormq closes a connection's channels when it goes: the channel's state is enough
+        # (and cheap, unlike Connection.is_opened, asked once a call).
+        return not self.channel.is_closed
 
     @property
     def blocked(self) -> bool:

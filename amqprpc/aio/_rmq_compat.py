@@ -253,7 +253,7 @@ def frame_writer(
         connection.connection_tune.frame_max,
         stream.write,
         stream.transport,
-        lambda: bool(not channel.is_closed and connection.is_opened),
+        lambda: not channel.is_closed,  # closed with its connection, too
         stream.drain,
         on_backlog,
     )
