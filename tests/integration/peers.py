@@ -6,10 +6,9 @@ import asyncio
 import threading
 from typing import Any
 
-import aioamqp
-
 import amqprpc
 import amqprpc.sync
+from tests.backends import close_async, connect_async
 
 
 class Arith:
@@ -42,11 +41,21 @@ class Arith:
 
 
 class AsyncServerThread:
-    """An async (aioamqp) server on its own event loop in a thread."""
+    """An async server on its own event loop in a thread, on a connection of `backend`'s kind
+    (tests/backends.py: "aioamqp" or "aiormq")."""
 
-    def __init__(self, url: str, queue: str, formatter: Any, service: object, **options: Any):
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        formatter: Any,
+        service: object,
+        *,
+        backend: str = "aioamqp",
+        **options: Any,
+    ):
         self.url, self.queue, self.formatter = url, queue, formatter
-        self.service, self.options = service, options
+        self.service, self.backend, self.options = service, backend, options
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,7 +64,7 @@ class AsyncServerThread:
 
     def start(self) -> AsyncServerThread:
         self._thread.start()
-        assert self._ready.wait(15), "async server did not start"
+        assert self._ready.wait(15), f"async server ({self.backend}) did not start"
         if self._error is not None:
             raise self._error
         return self
@@ -64,28 +73,27 @@ class AsyncServerThread:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        transport = None
+        connection = None
         try:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            transport, protocol = await aioamqp.from_url(self.url)
+            connection = await connect_async(self.backend, self.url)
             server = await amqprpc.server_codec(
-                protocol, self.queue, self.formatter, **self.options
+                connection, self.queue, self.formatter, **self.options
             )
             server.register(self.service)
             await server.started()
             self.server: Any = server
         except Exception as exc:  # noqa: BLE001 - start() raises it in the test's thread
             self._error = exc
-            if transport is not None:
-                transport.close()
+            if connection is not None:
+                await close_async(connection)
             self._ready.set()
             return
         self._ready.set()
         await self._stop.wait()
         await server.close()
-        await protocol.close()
-        transport.close()
+        await close_async(connection)
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:

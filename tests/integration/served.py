@@ -1,9 +1,10 @@
 """A server in a process of its own, for tests that measure it from outside: its memory, or
 what it does after a hostile message.
 
-    python -m tests.integration.served URL QUEUE json|msgpack sync|aio
+    python -m tests.integration.served URL QUEUE json|msgpack sync|aio|aio-aioamqp|aio-aiormq
 
-prints "ready" once it consumes, and serves `Probe` until stdin closes.
+prints "ready" once it consumes, and serves `Probe` until stdin closes. "aio" serves on
+aioamqp; "aio-BACKEND" on that async client library (tests/backends.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import close_async, connect_async
 
 FORMATS = {"json": amqprpc.Json, "msgpack": amqprpc.MsgPack}
 
@@ -48,18 +50,15 @@ def serve_sync(url: str, queue: str, formatter: Any) -> None:
     server.serve_forever()
 
 
-async def serve_aio(url: str, queue: str, formatter: Any) -> None:
-    import aioamqp
-
-    transport, protocol = await aioamqp.from_url(url)
-    server = await amqprpc.server_codec(protocol, queue, formatter)
+async def serve_aio(url: str, queue: str, formatter: Any, backend: str) -> None:
+    connection = await connect_async(backend, url)
+    server = await amqprpc.server_codec(connection, queue, formatter)
     server.register(Probe())
     await server.started()
     ready()
     await asyncio.to_thread(sys.stdin.read)
     await server.close()
-    await protocol.close()
-    transport.close()
+    await close_async(connection)
 
 
 def main() -> None:
@@ -67,7 +66,8 @@ def main() -> None:
     if kind == "sync":
         serve_sync(url, queue, FORMATS[fmt])
     else:
-        asyncio.run(serve_aio(url, queue, FORMATS[fmt]))
+        backend = kind.removeprefix("aio").removeprefix("-") or "aioamqp"
+        asyncio.run(serve_aio(url, queue, FORMATS[fmt], backend))
 
 
 if __name__ == "__main__":

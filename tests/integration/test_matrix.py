@@ -1,23 +1,31 @@
-"""Every Python client (async, sync on a caller's connection, thread-safe sync) against every
-Python server (async, sync), in both formats: same cases, same answers."""
+"""Every Python client (async on each backend, sync on a caller's connection, thread-safe
+sync) against every Python server (async on each backend, sync), in both formats: same cases,
+same answers."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from typing import Any
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS
 from tests.integration.cases import Case, cases_for
 from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
 
 FORMATS = {"json": amqprpc.Json, "msgpack": amqprpc.MsgPack}
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS: dict[str, Any] = {
+    **{
+        f"async-server-{backend}": functools.partial(AsyncServerThread, backend=backend)
+        for backend in ASYNC_BACKENDS
+    },
+    "sync-server": SyncServerThread,
+}
 
 
 @pytest.fixture(params=list(FORMATS))
@@ -52,22 +60,17 @@ def call_all(call: Any, formatter: Any) -> None:
         check(case, outcome)
 
 
-def test_async_client(server: Any, broker_url: str, queue_name: str, formatter: Any) -> None:
-    async def main() -> None:
-        transport, protocol = await aioamqp.from_url(broker_url)
-        async with await amqprpc.client_codec(protocol, queue_name, formatter, timeout=10) as codec:
-            for case in cases_for(formatter):
-                try:
-                    outcome = await codec.call(case.method, case.arg)
-                except amqprpc.RemoteError as err:
-                    outcome = err
-                check(case, outcome)
-            many = await asyncio.gather(*(codec.call("Arith.Echo", i) for i in range(200)))
-            assert many == list(range(200))
-        await protocol.close()
-        transport.close()
-
-    asyncio.run(main())
+async def test_async_client(server: Any, amqp: Any, queue_name: str, formatter: Any) -> None:
+    """On each async backend's connection (the `amqp` fixture, tests/conftest.py)."""
+    async with await amqprpc.client_codec(amqp, queue_name, formatter, timeout=10) as codec:
+        for case in cases_for(formatter):
+            try:
+                outcome = await codec.call(case.method, case.arg)
+            except amqprpc.RemoteError as err:
+                outcome = err
+            check(case, outcome)
+        many = await asyncio.gather(*(codec.call("Arith.Echo", i) for i in range(200)))
+        assert many == list(range(200))
 
 
 def test_sync_client_on_callers_connection(

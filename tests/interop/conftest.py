@@ -49,4 +49,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("interop throughput (1000 calls, 100 in flight)")
     for cell in sorted(RESULTS):
-        terminalreporter.write_line(f"{cell:<44}{RESULTS[cell]:>10.0f} calls/s")
+        terminalreporter.write_line(f"{cell:<50}{RESULTS[cell]:>10.0f} calls/s")

@@ -1,5 +1,7 @@
-"""Go and Python, clients and servers, sync and async, JSON and MsgPack: the 18-cell matrix,
-and Go and Python servers sharing one queue."""
+"""Go and Python, clients and servers, in JSON and MsgPack: the matrix of every kind of client
+against every kind of server (`KINDS`: Go, the async API on each installed async backend, the
+sync API; 32 cells where aiormq is installed, 18 on Python 3.10 without it), and one server of
+every kind sharing one queue."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import aioamqp
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS, close_async, connect_async
 from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
 from tests.integration.raw import queue_counts, wait_until
 from tests.interop.conftest import RESULTS
@@ -24,6 +26,15 @@ from tests.interop.conftest import RESULTS
 FORMATS = {"json": amqprpc.Json, "msgpack": amqprpc.MsgPack}
 LOAD_CALLS = 1000
 IN_FLIGHT = 100
+# A peer kind: the Go peer, the async API on one async backend ("aio-aioamqp", "aio-aiormq"),
+# or the sync API. Servers of Python kinds answer Arith.Who with their kind.
+KINDS = ["go", *(f"aio-{backend}" for backend in ASYNC_BACKENDS), "sync"]
+
+
+def backend_of(kind: str) -> str:
+    """The async backend of an "aio-..." kind."""
+    assert kind.startswith("aio-"), kind
+    return kind.removeprefix("aio-")
 
 
 class GoServer:
@@ -47,8 +58,22 @@ def start_server(
 ) -> Any:
     if kind == "go":
         return GoServer(binary, url, queue, fmt, declare)
-    peer_class = AsyncServerThread if kind == "py-async" else SyncServerThread
-    return peer_class(url, queue, FORMATS[fmt], Arith(), declare=declare).start()
+    if kind == "sync":
+        return SyncServerThread(url, queue, FORMATS[fmt], Arith(kind), declare=declare).start()
+    return AsyncServerThread(
+        url, queue, FORMATS[fmt], Arith(kind), backend=backend_of(kind), declare=declare
+    ).start()
+
+
+def client_cell(
+    kind: str, binary: Path, url: str, queue: str, fmt: str, declare: str = "go"
+) -> float:
+    """Run a client of `kind` through the suite and the load; returns its calls/s."""
+    if kind == "go":
+        return go_client_cell(binary, url, queue, fmt, declare)
+    if kind == "sync":
+        return sync_client_cell(url, queue, fmt)
+    return asyncio.run(async_client_cell(backend_of(kind), url, queue, fmt))
 
 
 def nested(fmt: str) -> dict[str, Any]:
@@ -96,9 +121,16 @@ def verify(method: str, expected: Any, outcome: Any) -> None:
         assert outcome == expected, (method, outcome)
 
 
-async def async_client_cell(url: str, queue: str, fmt: str) -> float:
-    transport, protocol = await aioamqp.from_url(url)
-    async with await amqprpc.client_codec(protocol, queue, FORMATS[fmt], timeout=10) as codec:
+async def async_client_cell(backend: str, url: str, queue: str, fmt: str) -> float:
+    connection = await connect_async(backend, url)
+    try:
+        return await async_client_calls(connection, queue, fmt)
+    finally:
+        await close_async(connection)
+
+
+async def async_client_calls(connection: Any, queue: str, fmt: str) -> float:
+    async with await amqprpc.client_codec(connection, queue, FORMATS[fmt], timeout=10) as codec:
         for method, arg, expected in suite(fmt):
             try:
                 outcome = await codec.call(method, arg)
@@ -118,8 +150,6 @@ async def async_client_cell(url: str, queue: str, fmt: str) -> float:
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(LOAD_CALLS)))
         elapsed = time.perf_counter() - start
-    await protocol.close()
-    transport.close()
     return LOAD_CALLS / elapsed
 
 
@@ -165,76 +195,90 @@ def url(broker_url: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-@pytest.mark.parametrize("server_kind", ["go", "py-async", "py-sync"])
-@pytest.mark.parametrize("client_kind", ["go", "py-async", "py-sync"])
+@pytest.mark.parametrize("server_kind", KINDS)
+@pytest.mark.parametrize("client_kind", KINDS)
 def test_matrix_cell(
     go_peer: Path, url: str, queue_name: str, client_kind: str, server_kind: str, fmt: str
 ) -> None:
     server = start_server(server_kind, go_peer, url, queue_name, fmt)
     try:
         assert wait_until(lambda: queue_counts(url, queue_name)[1] >= 1)  # consuming
-        if client_kind == "go":
-            rate = go_client_cell(go_peer, url, queue_name, fmt)
-        elif client_kind == "py-async":
-            rate = asyncio.run(async_client_cell(url, queue_name, fmt))
-        else:
-            rate = sync_client_cell(url, queue_name, fmt)
+        rate = client_cell(client_kind, go_peer, url, queue_name, fmt)
         if server_kind != "go":  # Go clients send no deadline: served exactly as before
             stats = server.server.stats
             assert (stats.expired, stats.bad_deadline, stats.loops, stats.replies) == (0, 0, 0, 0)
     finally:
         server.stop()
-    RESULTS[f"{client_kind:>8} client -> {server_kind:<8} server {fmt}"] = rate
+    RESULTS[f"{client_kind:>11} client -> {server_kind:<11} server {fmt}"] = rate
 
 
-def test_go_and_python_servers_share_a_queue(go_peer: Path, url: str, queue_name: str) -> None:
-    servers = [
-        start_server(kind, go_peer, url, queue_name, "json")
-        for kind in ("go", "py-async", "py-sync")
+def go_clients(binary: Path, url: str, queue: str, count: int) -> list[subprocess.Popen[str]]:
+    """`count` Go clients running the suite and 500 calls each, 50 in flight."""
+    command = [str(binary), "-mode", "client", "-url", url, "-queue", queue, "-format", "json",
+               "-n", "500", "-c", "50"]  # fmt: skip
+    return [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
     ]
+
+
+async def async_shared_load(backend: str, url: str, queue: str) -> None:
+    connection = await connect_async(backend, url)
     try:
-        assert wait_until(lambda: queue_counts(url, queue_name)[1] == 3)
-        go_clients = [
-            subprocess.Popen(
-                [
-                    str(go_peer),
-                    "-mode",
-                    "client",
-                    "-url",
-                    url,
-                    "-queue",
-                    queue_name,
-                    "-format",
-                    "json",
-                    "-n",
-                    "500",
-                    "-c",
-                    "50",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
+        async with await amqprpc.client_codec(connection, queue, amqprpc.Json) as codec:
+            mul = codec.client("Arith").Mul
+            got = await asyncio.gather(*(mul({"A": i, "B": 7}) for i in range(500)))
+            assert got == [7 * i for i in range(500)]
+    finally:
+        await close_async(connection)
+
+
+def who_answers(codec: Any, calls: int) -> collections.Counter[str]:
+    """Ask Arith.Who `calls` times at once: how many answers came from each kind of server
+    (a Go server has no Who, and says so)."""
+    futures = [codec.call_async("Arith.Who", None) for _ in range(calls)]
+    answers: collections.Counter[str] = collections.Counter()
+    for future in futures:
+        error = future.exception(20)
+        if error is None:
+            answers[future.result()] += 1
+        else:
+            assert isinstance(error, amqprpc.RemoteError), error
+            assert str(error) == "rpc: can't find method Arith.Who", error
+            answers["go"] += 1
+    return answers
+
+
+def test_every_kind_of_server_shares_a_queue(go_peer: Path, url: str, queue_name: str) -> None:
+    """One server of each kind on one queue, under Go, async (each backend) and sync clients
+    at once; RabbitMQ deals the requests round-robin, so every server answers some."""
+    servers: list[Any] = []
+    go: list[subprocess.Popen[str]] = []
+    try:
+        for kind in KINDS:
+            servers.append(start_server(kind, go_peer, url, queue_name, "json"))
+        assert wait_until(lambda: queue_counts(url, queue_name)[1] == len(KINDS))
+        go = go_clients(go_peer, url, queue_name, 2)
 
         async def async_side() -> None:
-            transport, protocol = await aioamqp.from_url(url)
-            async with await amqprpc.client_codec(protocol, queue_name, amqprpc.Json) as codec:
-                mul = codec.client("Arith").Mul
-                got = await asyncio.gather(*(mul({"A": i, "B": 7}) for i in range(500)))
-                assert got == [7 * i for i in range(500)]
-            await protocol.close()
-            transport.close()
+            await asyncio.gather(
+                *(async_shared_load(backend, url, queue_name) for backend in ASYNC_BACKENDS)
+            )
 
         with amqprpc.sync.client_codec(url, queue_name, amqprpc.Json) as codec:
             futures = [codec.call_async("Arith.Mul", {"A": i, "B": 11}) for i in range(500)]
             asyncio.run(async_side())
             assert [f.result(20) for f in futures] == [11 * i for i in range(500)]
-        for proc in go_clients:
+            answers = who_answers(codec, 40 * len(KINDS))
+        for proc in go:
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, out + err
             assert json.loads(out.strip().splitlines()[-1])["failures"] is None
+        assert sorted(answers) == sorted(KINDS), answers
     finally:
+        for proc in go:
+            if proc.poll() is None:  # a failure above left it running
+                proc.kill()
+                proc.communicate()
         for server in servers:
             server.stop()

@@ -5,7 +5,6 @@ declare="durable") every client reaches every server."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 from pathlib import Path
@@ -14,16 +13,9 @@ import pytest
 
 from tests.brokers import PrivateBroker
 from tests.integration.raw import queue_counts, wait_until
-from tests.interop.test_interop import (
-    async_client_cell,
-    go_client_cell,
-    start_server,
-    sync_client_cell,
-)
+from tests.interop.test_interop import KINDS, client_cell, start_server
 
 pytestmark = pytest.mark.rabbitmq4
-
-KINDS = ["go", "py-async", "py-sync"]
 
 
 def test_go_amqprpcs_declaration_is_refused(go_peer: Path, rabbitmq43: PrivateBroker) -> None:
@@ -45,12 +37,7 @@ def test_durable_matrix_cell(
     server = start_server(server_kind, go_peer, url, queue, "json", declare="durable")
     try:
         assert wait_until(lambda: queue_counts(url, queue)[1] >= 1)
-        if client_kind == "go":
-            rate = go_client_cell(go_peer, url, queue, "json", declare="durable")
-        elif client_kind == "py-async":
-            rate = asyncio.run(async_client_cell(url, queue, "json"))
-        else:
-            rate = sync_client_cell(url, queue, "json")
+        rate = client_cell(client_kind, go_peer, url, queue, "json", declare="durable")
         assert rate > 0
     finally:
         server.stop()
