@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 
 # aiormq 7 needs Python 3.11: without it, its own tests are not collected (tests/backends.py;
 # tests/aio/test_backends.py fails where the running Python supports it and it is missing).
-collect_ignore = [] if "aiormq" in ASYNC_BACKENDS else ["integration/test_compat_aiormq.py"]
+collect_ignore = (
+    []
+    if "aiormq" in ASYNC_BACKENDS
+    else ["integration/test_compat_aiormq.py", "integration/test_aio_urls.py"]
+)
 
 BROKER_URL = os.environ.get("AMQPRPC_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _HERE = Path(__file__).parent
