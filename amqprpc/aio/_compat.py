@@ -40,8 +40,8 @@ import pamqp.heartbeat
 
 from .._errors import ProtocolViolation
 from .._events import Delivery
-from .._frames import decode_content_header
 from .._versions import Range, installed, outside
+from ._pamqp import PAMQP_FUNCS, header_frame
 from ._wire import (
     DELIVER,
     FRAME_BODY,
@@ -71,7 +71,6 @@ SUPPORTED: tuple[Range, ...] = (("aioamqp", (0, 15), (0, 16)), ("pamqp", (3, 2),
 _PROTOCOL_ATTRS = (
     "get_frame", "_stream_reader", "_stream_writer", "_drain", "server_frame_max", "state",
 )  # fmt: skip
-_PAMQP_FUNCS = ("_unmarshal_method_frame", "_unmarshal_header_frame", "_unmarshal_body_frame")
 _OPEN = 1  # aioamqp.protocol.OPEN
 
 
@@ -87,7 +86,7 @@ def missing_internals(protocol: Any = None) -> list[str]:
     attributes.
     """
     missing = outside(SUPPORTED)
-    missing += [f"pamqp.frame.{f}" for f in _PAMQP_FUNCS if not hasattr(pamqp.frame, f)]
+    missing += [f"pamqp.frame.{f}" for f in PAMQP_FUNCS if not hasattr(pamqp.frame, f)]
     if protocol is not None:
         missing += [f"AmqpProtocol.{a}" for a in _PROTOCOL_ATTRS if not hasattr(protocol, a)]
         stream = getattr(protocol, "_stream_writer", None)
@@ -117,15 +116,6 @@ def internals_usable(protocol: Any) -> bool:
 
 # -- salvaging content headers ----------------------------------------------------------
 
-# What pamqp raises on a content header it cannot read: UnmarshalingException wraps struct.error
-# and ValueError (UnicodeDecodeError, year out of range); the others escape it unwrapped.
-_DECODE_ERRORS = (
-    pamqp.exceptions.UnmarshalingException,
-    ArithmeticError,
-    OSError,
-    RecursionError,
-    ValueError,
-)
 _READER = "_amqprpc_frame_reader"
 _HEARTBEAT = pamqp.heartbeat.Heartbeat()
 
@@ -140,17 +130,16 @@ class FrameReader:
     That takes aioamqp's dispatch and pamqp's decoding off every request and reply.
     """
 
-    def __init__(self, protocol: Any, to_wire: Any) -> None:
+    def __init__(self, protocol: Any) -> None:
         self._source = FrameSource(protocol._stream_reader, protocol._stream_writer.transport.abort)
-        self._to_wire = to_wire
         self._consumers: dict[tuple[int, str], Callable[[Delivery], None]] = {}
 
     @classmethod
-    def of(cls, protocol: Any, to_wire: Any) -> FrameReader:
+    def of(cls, protocol: Any) -> FrameReader:
         """The reader of `protocol` (an AmqpProtocol), installed on first use."""
         reader: FrameReader | None = getattr(protocol, _READER, None)
         if reader is None:
-            reader = cls(protocol, to_wire)
+            reader = cls(protocol)
             protocol.get_frame = reader.get_frame
             setattr(protocol, _READER, reader)
         return reader
@@ -179,29 +168,14 @@ class FrameReader:
                         return 0, _HEARTBEAT
                 return channel, pamqp.frame._unmarshal_method_frame(payload)
             if kind == FRAME_HEADER:
-                return channel, _header_frame(payload, self._to_wire)
-        except OutOfStep as exc:
+                return channel, header_frame(payload)
+        except (OutOfStep, ProtocolViolation) as exc:
             raise aioamqp.exceptions.AmqpClosedConnection() from exc
         if kind == FRAME_BODY:
             return channel, pamqp.frame._unmarshal_body_frame(payload)
         if kind == FRAME_HEARTBEAT:
             return channel, _HEARTBEAT
         return channel, None
-
-
-def _header_frame(payload: bytes, to_wire: Any) -> Any:
-    try:
-        return pamqp.frame._unmarshal_header_frame(payload)
-    except _DECODE_ERRORS as exc:
-        try:
-            body_size, properties = decode_content_header(payload, lenient=True)
-        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks tables
-            raise aioamqp.exceptions.AmqpClosedConnection() from unreadable
-        logger.warning("pamqp could not decode a content header (%s); read it leniently", exc)
-    props = pamqp.commands.Basic.Properties()
-    for name, value in to_wire(properties).items():
-        setattr(props, name, value)  # as pamqp's unmarshal does: no validation
-    return pamqp.header.ContentHeader(body_size=body_size, properties=props)
 
 
 def frame_writer(

@@ -117,7 +117,7 @@ class AioLink(BatchedLink):
     async def open(cls, protocol: Any) -> AioLink:
         """Open a channel on an aioamqp connection (AmqpProtocol). Raises ConnectionLost."""
         usable = internals_usable(protocol)
-        reader = FrameReader.of(protocol, to_wire) if usable else None
+        reader = FrameReader.of(protocol) if usable else None
         sink: list[AioLink] = []
 
         async def returned(channel: Any, body: bytes, envelope: Any, props: Any) -> None:

@@ -42,9 +42,8 @@ import pamqp.heartbeat
 
 from .._errors import ProtocolViolation
 from .._events import Delivery, Returned
-from .._frames import decode_content_header
 from .._versions import Range, installed, outside
-from ._base import to_wire
+from ._pamqp import PAMQP_FUNCS, header_frame
 from ._wire import (
     DELIVER,
     FRAME_BODY,
@@ -65,18 +64,9 @@ logger = logging.getLogger(__name__)
 # The versions whose internals are known (and tested) to be as this module expects.
 SUPPORTED: tuple[Range, ...] = (("aiormq", (7, 2), (8,)), ("pamqp", (4,), (5,)))
 
-_PAMQP_FUNCS = ("_unmarshal_method_frame", "_unmarshal_header_frame", "_unmarshal_body_frame")
 _BLOCKED = struct.pack(">HH", 10, 60)  # connection.blocked
 _UNBLOCKED = struct.pack(">HH", 10, 61)  # connection.unblocked
 _TAP = "_amqprpc_tap"
-# What pamqp raises on a content header it cannot read (see aio/_compat.py).
-_DECODE_ERRORS = (
-    pamqp.exceptions.UnmarshalingException,
-    ArithmeticError,
-    OSError,
-    RecursionError,
-    ValueError,
-)
 
 
 def versions() -> dict[str, str]:
@@ -100,7 +90,7 @@ def missing_internals(connection: Any = None) -> list[str]:
     reader and writer.
     """
     missing = outside(SUPPORTED)
-    missing += [f"pamqp.frame.{f}" for f in _PAMQP_FUNCS if not hasattr(pamqp.frame, f)]
+    missing += [f"pamqp.frame.{f}" for f in PAMQP_FUNCS if not hasattr(pamqp.frame, f)]
     if connection is not None:
         receiver = _task_local(connection, "_reader_task", "frame_receiver")
         if not isinstance(receiver, aiormq.connection.FrameReceiver) or not isinstance(
@@ -216,7 +206,9 @@ class Tap:
                     self.blocked = False
                 return weight, channel, pamqp.frame._unmarshal_method_frame(payload)
             if kind == FRAME_HEADER:
-                return weight, channel, _header_frame(payload)
+                return weight, channel, header_frame(payload)
+        except ProtocolViolation as exc:  # never from RabbitMQ, which checks headers
+            raise aiormq.exceptions.InvalidFrameError(str(exc)) from exc
         except OutOfStep as exc:
             raise aiormq.exceptions.AMQPConnectionError(f"reading frames: {exc}") from exc
         except pamqp.exceptions.PAMQPException as exc:
@@ -226,21 +218,6 @@ class Tap:
         if kind == FRAME_HEARTBEAT:
             return weight, channel, pamqp.heartbeat.Heartbeat()
         raise aiormq.exceptions.InvalidFrameError(f"unknown frame type {kind}")
-
-
-def _header_frame(payload: bytes) -> Any:
-    try:
-        return pamqp.frame._unmarshal_header_frame(payload)
-    except _DECODE_ERRORS as exc:
-        try:
-            body_size, properties = decode_content_header(payload, lenient=True)
-        except ProtocolViolation as unreadable:  # not from RabbitMQ, which checks tables
-            raise aiormq.exceptions.InvalidFrameError(str(unreadable)) from unreadable
-        logger.warning("pamqp could not decode a content header (%s); read it leniently", exc)
-    props = pamqp.commands.Basic.Properties()
-    for name, value in to_wire(properties).items():
-        setattr(props, name, value)  # as pamqp's unmarshal does: no validation
-    return pamqp.header.ContentHeader(body_size=body_size, properties=props)
 
 
 def frame_writer(
