@@ -198,11 +198,10 @@ class RmqLink(BatchedLink):
 
     async def wait_closed(self) -> None:
         """Wait until the channel closes, for whatever reason."""
-        await asyncio.shield(self._watcher)
+        await asyncio.wait({self.channel.closing})  # its close reason is not the waiter's
 
     async def _watch(self) -> None:
-        with contextlib.suppress(BaseException):
-            await self.channel.closing
+        await self.wait_closed()
         if self._tap is not None:
             self._tap.forget(self.channel.number)
         self._sink.closed("the channel or connection closed")
