@@ -15,8 +15,8 @@ import amqprpc
 
 PACKAGE = Path(amqprpc.__file__).parent
 CORE_MODULES = sorted(PACKAGE.glob("*.py"))
-FORBIDDEN = {"threading", "asyncio", "socket", "pika", "aioamqp", "time"}
-NOT_LOADED = ["pika", "aioamqp", "asyncio", "socket"]
+FORBIDDEN = {"threading", "asyncio", "socket", "pika", "aioamqp", "aiormq", "pamqp", "time"}
+NOT_LOADED = ["pika", "aioamqp", "aiormq", "pamqp", "asyncio", "socket"]
 
 
 def test_import_amqprpc_loads_no_io_modules():
