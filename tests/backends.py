@@ -8,17 +8,23 @@ checks that every backend the running Python supports is installed (`expected_ba
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = [
     "ASYNC_BACKENDS",
+    "async_servers",
     "close_async",
     "connect_async",
+    "connect_errors",
     "expected_backends",
     "is_open_async",
+    "swallow_requests",
+    "transport_of",
 ]
 
 
@@ -71,3 +77,57 @@ async def close_async(connection: Any) -> None:
         await asyncio.wait_for(connection.close(), 10)
     except Exception:  # noqa: BLE001 - closing a connection the test may have broken
         pass
+
+
+# -- helpers for tests that run on each backend -------------------------------------------------
+
+
+def connect_errors(backend: str) -> tuple[type[BaseException], ...]:
+    """What `connect_async(backend, ...)` raises when the broker is down or still starting."""
+    if backend == "aioamqp":
+        import aioamqp.exceptions
+
+        return (OSError, EOFError, aioamqp.exceptions.AioamqpException)
+    import aiormq.exceptions
+
+    return (OSError, aiormq.exceptions.AMQPError)
+
+
+def transport_of(connection: Any) -> asyncio.Transport:
+    """The socket transport under a connection from `connect_async`: to abort it as a dying
+    process would, or to look at its TLS. aiormq keeps its stream writer to itself, as a local
+    of its writer task (where amqprpc/aio/_rmq_compat.py finds it too)."""
+    transport = getattr(connection, "_amqprpc_test_transport", None)
+    if transport is None:
+        frame = connection._writer_task.get_coro().cr_frame
+        transport = frame.f_locals["writer"].transport
+    assert isinstance(transport, asyncio.Transport), transport
+    return transport
+
+
+async def swallow_requests(connection: Any, queue: str) -> Callable[[], Awaitable[None]]:
+    """Declare `queue` (Go's flags) on a channel of its own on `connection` and consume it,
+    dropping every message unanswered. Returns the coroutine function that stops it."""
+
+    async def drop(*message: Any) -> None:
+        return None
+
+    channel = await connection.channel()
+    await channel.queue_declare(queue)
+    if hasattr(connection, "_amqprpc_test_transport"):  # aioamqp
+        await channel.basic_consume(drop, queue_name=queue, no_ack=True)
+    else:  # aiormq
+        await channel.basic_consume(queue, drop, no_ack=True)
+    close: Callable[[], Awaitable[None]] = channel.close
+    return close
+
+
+def async_servers() -> dict[str, Callable[..., Any]]:
+    """The async server threads (tests/integration/peers.py), one a backend, under the ids
+    the integration tests parametrize with: as `SERVERS` entries beside the sync server."""
+    from tests.integration.peers import AsyncServerThread
+
+    return {
+        f"async-server-{backend}": functools.partial(AsyncServerThread, backend=backend)
+        for backend in ASYNC_BACKENDS
+    }

@@ -3,9 +3,9 @@ written byte for byte.
 
 Content headers are written byte for byte (`RawProperties`), so that anything can be sent:
 what pika refuses (non-UTF-8 short strings, timestamps beyond year 9999), the integer and float
-field types only pamqp (aioamqp's encoder) produces, and tables nested deeper than Python's
-recursion limit. Only what RabbitMQ itself refuses is left out: unknown field types, NaN and
-infinite floats, invalid `expiration`, `user_id` or `delivery_mode`, and the `CC`/`BCC`
+field types only pamqp (aioamqp's and aiormq's encoder) produces, and tables nested deeper than
+Python's recursion limit. Only what RabbitMQ itself refuses is left out: unknown field types,
+NaN and infinite floats, invalid `expiration`, `user_id` or `delivery_mode`, and the `CC`/`BCC`
 routing headers.
 """
 

@@ -1,5 +1,6 @@
 """The peers of the hostile tests: the service under attack and a raw reply sink (hostile
 requests); a fake server that answers after junk, and the three client codecs (hostile replies).
+The async server and client run on each async backend.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import aioamqp
-
 import amqprpc
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS, async_servers, close_async, connect_async
 from tests.integration.hostile_helpers import (
     entry,
     longstr,
@@ -29,7 +29,7 @@ from tests.integration.hostile_helpers import (
     raw,
     table,
 )
-from tests.integration.peers import AsyncServerThread, SyncServerThread
+from tests.integration.peers import SyncServerThread
 from tests.integration.raw import blocking
 
 # -- the service under attack ----------------------------------------------------------------
@@ -70,7 +70,7 @@ class Arith:
         return self.echo
 
 
-SERVERS: dict[str, Any] = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS: dict[str, Any] = {**async_servers(), "sync-server": SyncServerThread}
 
 
 class ReplySink:
@@ -237,9 +237,11 @@ class FakeServer:
 
 
 class AsyncClient:
-    """An async client codec on its own event loop, called from the test's thread."""
+    """An async client codec on its own event loop, on a connection of `backend`'s kind, called
+    from the test's thread."""
 
-    def __init__(self, url: str, queue: str, formatter: Any) -> None:
+    def __init__(self, url: str, queue: str, formatter: Any, *, backend: str) -> None:
+        self.backend = backend
         self._ready = threading.Event()
         self._thread = threading.Thread(
             target=asyncio.run, args=(self._main(url, queue, formatter),), daemon=True
@@ -253,15 +255,14 @@ class AsyncClient:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            transport, protocol = await aioamqp.from_url(url)
+            connection = await connect_async(self.backend, url)
             try:
-                self.codec = await amqprpc.client_codec(protocol, queue, formatter, timeout=10)
+                self.codec = await amqprpc.client_codec(connection, queue, formatter, timeout=10)
                 self._ready.set()
                 await self._stop.wait()
                 await self.codec.close()
             finally:
-                await protocol.close()
-                transport.close()
+                await close_async(connection)
         finally:
             self._ready.set()
 
@@ -316,7 +317,10 @@ class ThreadSafeClient:
 
 
 CLIENTS: dict[str, Any] = {
-    "async-client": AsyncClient,
+    **{
+        f"async-client-{backend}": functools.partial(AsyncClient, backend=backend)
+        for backend in ASYNC_BACKENDS
+    },
     "caller-client": CallerClient,
     "thread-safe-client": ThreadSafeClient,
 }

@@ -1,5 +1,5 @@
-"""The async API (aioamqp) against a real RabbitMQ: results, errors and names, the request
-queue's flags, bad requests, unroutable calls, and 10,000 calls at once."""
+"""The async API (on aioamqp and on aiormq) against a real RabbitMQ: results, errors and
+names, the request queue's flags, bad requests, unroutable calls, and 10,000 calls at once."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 from amqprpc.aio import AsyncClientCodec, AsyncServerCodec
+from tests.backends import close_async, connect_async
 from tests.integration.raw import RawPeer, reply_headers
 
 
@@ -64,8 +64,10 @@ async def client(
     await codec.close()
 
 
-async def test_seed_snippet_works_as_written(broker_url: str, queue_name: str) -> None:
-    transport, protocol = await aioamqp.from_url(broker_url)
+async def test_seed_snippet_works_as_written(
+    broker_url: str, queue_name: str, aio_backend: str
+) -> None:
+    protocol = await connect_async(aio_backend, broker_url)
     codec = await amqprpc.server_codec(protocol, queue_name, amqprpc.Json)
     codec.register(Server())
     ccodec = await amqprpc.client_codec(protocol, queue_name, amqprpc.Json)
@@ -74,8 +76,7 @@ async def test_seed_snippet_works_as_written(broker_url: str, queue_name: str) -
     assert result == 6
     await ccodec.close()
     await codec.close()
-    await protocol.close()
-    transport.close()
+    await close_async(protocol)
     assert amqprpc.server_codec is amqprpc.aio.server_codec
     assert amqprpc.client_codec is amqprpc.aio.client_codec
 

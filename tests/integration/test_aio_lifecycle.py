@@ -1,5 +1,5 @@
-"""The async API (aioamqp) against a real RabbitMQ: handlers and concurrency, timeouts, servers
-and connections that die, and closing."""
+"""The async API (on aioamqp and on aiormq) against a real RabbitMQ: handlers and concurrency,
+timeouts, servers and connections that die, and closing."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import asyncio
 import threading
 from typing import Any
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
+from tests.backends import close_async, connect_async, transport_of
 from tests.integration.raw import queue_counts, wait_until
-
-
-async def connect(url: str) -> tuple[Any, Any]:
-    return await aioamqp.from_url(url)
 
 
 async def test_sync_handlers_do_not_block_the_loop(amqp: Any, queue_name: str) -> None:
@@ -79,7 +75,9 @@ async def test_max_concurrency_bounds_requests_in_progress(
 
 
 @pytest.mark.parametrize("ack", ["late", "early"])
-async def test_server_dying_mid_call(broker_url: str, queue_name: str, ack: str) -> None:
+async def test_server_dying_mid_call(
+    broker_url: str, queue_name: str, ack: str, aio_backend: str
+) -> None:
     """ack="late": another server answers the redelivered request; "early": it is lost."""
     entered = asyncio.Event()
 
@@ -91,15 +89,15 @@ async def test_server_dying_mid_call(broker_url: str, queue_name: str, ack: str)
     async def answer(arg: Any) -> str:
         return "second server"
 
-    t1, dying = await connect(broker_url)
+    dying = await connect_async(aio_backend, broker_url)
     s1 = await amqprpc.server_codec(dying, queue_name, amqprpc.Json, ack=ack)  # type: ignore[arg-type]
     s1.register(hang, name="S.Work")
     await s1.started()
-    t2, conn = await connect(broker_url)
+    conn = await connect_async(aio_backend, broker_url)
     codec = await amqprpc.client_codec(conn, queue_name, amqprpc.Json, timeout=3)
     call = asyncio.ensure_future(codec.call("S.Work", 1))
     await asyncio.wait_for(entered.wait(), 10)
-    t1.abort()  # the first server's connection dies with the request in its hands
+    transport_of(dying).abort()  # the first server's connection dies with the request in its hands
     s2 = await amqprpc.server_codec(conn, queue_name, amqprpc.Json)
     s2.register(answer, name="S.Work")
     if ack == "late":
@@ -109,8 +107,8 @@ async def test_server_dying_mid_call(broker_url: str, queue_name: str, ack: str)
             await call
     await s2.close()
     await codec.close()
-    await conn.close()
-    t2.close()
+    await close_async(conn)
+    await close_async(dying)
 
 
 async def test_timeouts_expiration_and_pending_cleanup(
@@ -146,8 +144,10 @@ async def test_timeouts_expiration_and_pending_cleanup(
     await server.close()
 
 
-async def test_connection_loss_fails_calls_promptly(broker_url: str, queue_name: str) -> None:
-    ts, sconn = await connect(broker_url)
+async def test_connection_loss_fails_calls_promptly(
+    broker_url: str, queue_name: str, aio_backend: str
+) -> None:
+    sconn = await connect_async(aio_backend, broker_url)
     gate = asyncio.Event()
 
     async def hold(arg: Any) -> Any:
@@ -157,11 +157,11 @@ async def test_connection_loss_fails_calls_promptly(broker_url: str, queue_name:
     server = await amqprpc.server_codec(sconn, queue_name, amqprpc.Json)
     server.register(hold, name="S.Hold")
     await server.started()
-    tc, cconn = await connect(broker_url)
+    cconn = await connect_async(aio_backend, broker_url)
     codec = await amqprpc.client_codec(cconn, queue_name, amqprpc.Json, timeout=30)
     calls = [asyncio.ensure_future(codec.call("S.Hold", i)) for i in range(50)]
     await asyncio.to_thread(wait_until, lambda: server.in_flight == 50)
-    tc.abort()
+    transport_of(cconn).abort()
     results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
     assert all(isinstance(r, amqprpc.ConnectionLost) for r in results)
     assert codec.pending == 0
@@ -169,8 +169,8 @@ async def test_connection_loss_fails_calls_promptly(broker_url: str, queue_name:
         await asyncio.wait_for(codec.call("S.Hold", 1), 5)
     gate.set()
     await server.close()
-    await sconn.close()
-    ts.close()
+    await close_async(sconn)
+    await close_async(cconn)
 
 
 async def test_close_ends_pending_calls_and_drains_the_server(

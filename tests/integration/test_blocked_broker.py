@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import close_async, connect_async
 from tests.brokers import PrivateBroker
 from tests.integration.peers import SyncServerThread
 
@@ -118,10 +118,10 @@ def test_the_thread_safe_client(node: PrivateBroker, served: tuple[str, Counted,
 
 
 async def test_the_async_client_and_codecs_sharing_its_connection(
-    node: PrivateBroker, served: tuple[str, Counted, Any]
+    node: PrivateBroker, served: tuple[str, Counted, Any], aio_backend: str
 ) -> None:
     queue, counted, server = served
-    transport, protocol = await aioamqp.from_url(node.url)
+    protocol = await connect_async(aio_backend, node.url)
     try:
         first = await amqprpc.client_codec(protocol, queue, amqprpc.Json)
         second = await amqprpc.client_codec(protocol, queue, amqprpc.Json)
@@ -147,5 +147,4 @@ async def test_the_async_client_and_codecs_sharing_its_connection(
         await first.close()
         await second.close()
     finally:
-        await protocol.close()
-        transport.close()
+        await close_async(protocol)

@@ -18,6 +18,7 @@ import pytest
 import amqprpc
 import amqprpc.protocol
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS
 from tests.integration.faults_helpers import Holder
 from tests.integration.raw import RawPeer, queue_counts
 
@@ -95,7 +96,7 @@ def hostile_body(fmt: str) -> bytes:
     return b"[" + b",".join([b'"ab"'] * count) + b"]"
 
 
-@pytest.fixture(params=["sync", "aio"])
+@pytest.fixture(params=["sync", *(f"aio-{backend}" for backend in ASYNC_BACKENDS)])
 def served(
     request: pytest.FixtureRequest, broker_url: str, queue_name: str, formatter_name: str
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:

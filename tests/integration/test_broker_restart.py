@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioamqp
-import aioamqp.exceptions
 import pika.exceptions
 import pytest
 
 import amqprpc
 import amqprpc.sync
 from amqprpc.aio import AsyncServerCodec
+from tests.backends import close_async, connect_async, connect_errors
 from tests.brokers import PrivateBroker
 from tests.integration.raw import queue_counts, wait_until
 
@@ -200,19 +199,25 @@ def test_thread_safe_client_fails_calls_in_flight_and_answers_after_the_restart(
 
 
 async def serve_again(
-    url: str, name: str, service: object, *, first_delay: float = 0.1, max_delay: float = 1.0
-) -> tuple[Any, Any, AsyncServerCodec, int]:
+    backend: str,
+    url: str,
+    name: str,
+    service: object,
+    *,
+    first_delay: float = 0.1,
+    max_delay: float = 1.0,
+) -> tuple[Any, AsyncServerCodec, int]:
     """The async recovery pattern: connect (retrying with backoff while the broker is down or
     still starting), make a new codec (which declares the queue again), register, serve.
 
-    Returns (transport, protocol, server, connection attempts).
+    Returns (connection, server, connection attempts).
     """
     delay, attempts = first_delay, 0
     while True:
         attempts += 1
         try:
-            transport, protocol = await aioamqp.from_url(url)
-        except (OSError, EOFError, aioamqp.exceptions.AioamqpException):
+            protocol = await connect_async(backend, url)
+        except connect_errors(backend):
             await asyncio.sleep(delay)  # backoff, not synchronisation: nothing to wait on
             delay = min(delay * 2, max_delay)
             continue
@@ -221,15 +226,16 @@ async def serve_again(
             server.register(service)
             await server.started()
         except BaseException:
-            await protocol.close()
-            transport.close()
+            await close_async(protocol)
             raise
-        return transport, protocol, server, attempts
+        return protocol, server, attempts
 
 
-async def test_async_server_reports_the_loss_and_serves_again(broker: PrivateBroker) -> None:
+async def test_async_server_reports_the_loss_and_serves_again(
+    broker: PrivateBroker, aio_backend: str
+) -> None:
     name = new_queue()
-    transport, protocol = await aioamqp.from_url(broker.url)
+    protocol = await connect_async(aio_backend, broker.url)
     try:
         server = await amqprpc.server_codec(protocol, name, amqprpc.Json)
         server.register(Service())
@@ -242,12 +248,12 @@ async def test_async_server_reports_the_loss_and_serves_again(broker: PrivateBro
         assert not server.is_open  # ...and visible
         await server.close()  # harmless on a lost server; frees its thread pool
     finally:
-        transport.close()
+        await close_async(protocol)
 
     starting = asyncio.ensure_future(asyncio.to_thread(broker.start))
     try:
-        transport, protocol, server, attempts = await asyncio.wait_for(
-            serve_again(broker.url, name, Service()), 60
+        protocol, server, attempts = await asyncio.wait_for(
+            serve_again(aio_backend, broker.url, name, Service()), 60
         )
         try:
             assert attempts > 1  # it retried while the broker was down or starting
@@ -259,7 +265,6 @@ async def test_async_server_reports_the_loss_and_serves_again(broker: PrivateBro
                 assert await client.call("Service.Mul", {"A": 6, "B": 9}) == 54
         finally:
             await server.close()
-            await protocol.close()
-            transport.close()
+            await close_async(protocol)
     finally:
         await starting

@@ -16,10 +16,11 @@ import pytest
 
 import amqprpc
 import amqprpc.sync
-from tests.integration.peers import AsyncServerThread, SyncServerThread
+from tests.backends import ASYNC_BACKENDS, async_servers, close_async, connect_async
+from tests.integration.peers import SyncServerThread
 from tests.integration.raw import blocking, wait_until
 
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 @pytest.fixture(params=list(SERVERS))
@@ -53,18 +54,16 @@ def test_every_client_sends_its_absolute_deadline(broker_url: str, black_hole: s
     swallower = threading.Thread(target=swallow)
     swallower.start()
 
-    async def async_call() -> None:
-        import aioamqp
-
-        transport, protocol = await aioamqp.from_url(broker_url)
+    async def async_call(backend: str) -> None:
+        protocol = await connect_async(backend, broker_url)
         codec = await amqprpc.client_codec(protocol, black_hole, amqprpc.Json)
         with pytest.raises(amqprpc.RPCTimeout):
             await codec.call("X.Y", 1, timeout=0.5)
-        await protocol.close()
-        transport.close()
+        await close_async(protocol)
 
     try:
-        asyncio.run(async_call())
+        for backend in ASYNC_BACKENDS:
+            asyncio.run(async_call(backend))
         with blocking(broker_url) as own, amqprpc.sync.client_codec(
             own, black_hole, amqprpc.Json
         ) as plain:
@@ -77,7 +76,7 @@ def test_every_client_sends_its_absolute_deadline(broker_url: str, black_hole: s
         stop.set()
         swallower.join(5)
         connection.close()
-    assert len(seen) == 3
+    assert len(seen) == 2 + len(ASYNC_BACKENDS)
     for left in seen:  # read on arrival: the deadline is about 0.5 s ahead
         assert 0.3 < left <= 0.51, seen
 
@@ -157,8 +156,8 @@ class Nested:
     """Handlers that wait, then call a queue nobody serves with a 60 s timeout of their own,
     through each kind of client, and record how long that call took and how it ended."""
 
-    def __init__(self, url: str, target: str) -> None:
-        self.url, self.target = url, target
+    def __init__(self, url: str, target: str, backend: str | None = None) -> None:
+        self.url, self.target, self.backend = url, target, backend
         self.results: list[tuple[str, float]] = []
         self.done = threading.Event()
         self.threadsafe = amqprpc.sync.client_codec(url, target, amqprpc.Json, timeout=60)
@@ -194,9 +193,8 @@ class Nested:
             connection.close()
 
     async def via_async(self, wait: float) -> None:
-        import aioamqp
-
-        transport, protocol = await aioamqp.from_url(self.url)
+        assert self.backend is not None
+        protocol = await connect_async(self.backend, self.url)
         await asyncio.sleep(wait)
         started, left = time.monotonic(), self._left()
         try:
@@ -205,16 +203,19 @@ class Nested:
         except amqprpc.RPCError as exc:
             self._record(started, left, exc)
         finally:
-            await protocol.close()
-            transport.close()
+            await close_async(protocol)
 
 
-@pytest.mark.parametrize("via", ["ViaThreadSafe", "ViaCallerConnection", "ViaAsync"])
+VIAS = [("ViaThreadSafe", None), ("ViaCallerConnection", None)]
+VIAS += [("ViaAsync", backend) for backend in ASYNC_BACKENDS]
+
+
+@pytest.mark.parametrize(("via", "backend"), VIAS, ids=[f"{v}-{b}" if b else v for v, b in VIAS])
 def test_a_nested_call_inherits_the_remaining_budget(
-    kind: Any, broker_url: str, queue_name: str, black_hole: str, via: str
+    kind: Any, broker_url: str, queue_name: str, black_hole: str, via: str, backend: str | None
 ) -> None:
     serve = f"{queue_name}-outer"
-    nested = Nested(broker_url, black_hole)
+    nested = Nested(broker_url, black_hole, backend)
     server = kind(broker_url, serve, amqprpc.Json, nested).start()
     try:
         with amqprpc.sync.client_codec(broker_url, serve, amqprpc.Json) as codec:

@@ -14,17 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS, async_servers, close_async, connect_async
 from tests.faults import TcpProxy
 from tests.integration.faults_helpers import Holder
 from tests.integration.peers import AsyncServerThread, SyncServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 @pytest.fixture
@@ -47,10 +48,10 @@ def holder_server(broker_url: str, queue_name: str) -> Iterator[AsyncServerThrea
 
 
 async def test_cut_with_1000_calls_in_flight_async(
-    holder_server: AsyncServerThread, proxy: TcpProxy, queue_name: str
+    holder_server: AsyncServerThread, proxy: TcpProxy, queue_name: str, aio_backend: str
 ) -> None:
     loop = asyncio.get_running_loop()
-    transport, protocol = await aioamqp.from_url(proxy.url)
+    protocol = await connect_async(aio_backend, proxy.url)
     codec = await amqprpc.client_codec(protocol, queue_name, amqprpc.Json, timeout=60)
     ended: dict[int, float] = {}
     calls = []
@@ -71,7 +72,7 @@ async def test_cut_with_1000_calls_in_flight_async(
     assert codec.pending == 0
     with pytest.raises(amqprpc.ConnectionLost):
         await codec.call("Holder.Echo", 1)
-    transport.close()
+    await close_async(protocol)
 
 
 def test_cut_with_1000_calls_in_flight_thread_safe_sync(
@@ -133,7 +134,8 @@ def test_cut_during_a_call_on_a_callers_connection(
 
 SERVER_SCRIPT = """
 import asyncio, os, sys, time
-import aioamqp, amqprpc, amqprpc.sync
+import amqprpc, amqprpc.sync
+from tests.backends import connect_async
 
 url, queue, kind, ack, behaviour = sys.argv[1:6]
 
@@ -153,8 +155,8 @@ if kind == "sync":
     say("ready")
     server.serve_forever()
 else:
-    async def main():
-        transport, protocol = await aioamqp.from_url(url)
+    async def main():  # kind: the async backend
+        protocol = await connect_async(kind, url)
         server = await amqprpc.server_codec(protocol, queue, amqprpc.Json, ack=ack)
         server.register(Work())
         await server.started()
@@ -182,7 +184,7 @@ def spawn_server(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ack", ["late", "early"])
-@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("kind", [*ASYNC_BACKENDS, "sync"])
 def test_server_killed_mid_call(broker_url: str, queue_name: str, kind: str, ack: str) -> None:
     """ack="late": a second server answers the redelivered request. ack="early": it is lost,
     as with go-amqprpc, and the caller gets RPCTimeout."""
@@ -220,7 +222,7 @@ class Recorder:
         return arg
 
 
-@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("kind", list(SERVERS))
 def test_request_of_a_caller_that_timed_out_is_not_executed(
     broker_url: str, queue_name: str, kind: str
 ) -> None:
@@ -230,8 +232,7 @@ def test_request_of_a_caller_that_timed_out_is_not_executed(
         with pytest.raises(amqprpc.RPCTimeout):
             codec.call("Recorder.Run", "stale", timeout=0.2)
         recorder = Recorder()
-        peer_class = AsyncServerThread if kind == "async" else SyncServerThread
-        server = peer_class(broker_url, queue_name, amqprpc.Json, recorder).start()
+        server = SERVERS[kind](broker_url, queue_name, amqprpc.Json, recorder).start()
         try:
             assert codec.call("Recorder.Run", "fresh", timeout=10) == "fresh"
         finally:
@@ -240,7 +241,7 @@ def test_request_of_a_caller_that_timed_out_is_not_executed(
     assert recorder.seen == ["fresh"]
 
 
-@pytest.mark.parametrize("client", ["async", "sync"])
+@pytest.mark.parametrize("client", [*ASYNC_BACKENDS, "sync"])
 def test_late_reply_is_dropped_and_counted(
     holder_server: AsyncServerThread, broker_url: str, queue_name: str, client: str
 ) -> None:
@@ -257,8 +258,8 @@ def test_late_reply_is_dropped_and_counted(
         connection.close()
         return
 
-    async def main() -> None:
-        transport, protocol = await aioamqp.from_url(broker_url)
+    async def main() -> None:  # client: the async backend
+        protocol = await connect_async(client, broker_url)
         codec = await amqprpc.client_codec(protocol, queue_name, amqprpc.Json)
         with pytest.raises(amqprpc.RPCTimeout):
             await codec.call("Holder.Slow", {"s": 0.5}, timeout=0.1)
@@ -266,7 +267,6 @@ def test_late_reply_is_dropped_and_counted(
         assert codec.stats.late == 1
         assert codec.pending == 0
         await codec.close()
-        await protocol.close()
-        transport.close()
+        await close_async(protocol)
 
     asyncio.run(main())

@@ -17,6 +17,7 @@ import pytest
 import amqprpc
 import amqprpc.protocol
 import amqprpc.sync
+from tests.backends import swallow_requests
 from tests.integration.faults_helpers import Holder
 from tests.integration.raw import queue_counts
 
@@ -129,15 +130,12 @@ def assert_levelled_off(samples: list[tuple[int, int]]) -> None:
 
 
 @pytest.mark.slow
-async def test_100k_timed_out_calls_leave_nothing_behind_async(amqp: Any, queue_name: str) -> None:
+async def test_100k_timed_out_calls_leave_nothing_behind_async(
+    amqp: Any, queue_name: str, broker_url: str
+) -> None:
     # A consumer that swallows every request: no reply ever comes, nothing piles up.
-    channel = await amqp.channel()
-    await channel.queue_declare(queue_name)
-
-    async def swallow(ch: Any, body: bytes, envelope: Any, props: Any) -> None:
-        return None
-
-    await channel.basic_consume(swallow, queue_name=queue_name, no_ack=True)
+    stop_swallowing = await swallow_requests(amqp, queue_name)
+    assert await asyncio.to_thread(queue_counts, broker_url, queue_name) == (0, 1)
     codec = await amqprpc.client_codec(amqp, queue_name, amqprpc.Json, timeout=0.2)
     batch = 5000
 
@@ -155,8 +153,9 @@ async def test_100k_timed_out_calls_leave_nothing_behind_async(amqp: Any, queue_
     assert codec.stats.by_state[amqprpc.protocol.CallState.TIMED_OUT] == 100_000
     assert len(codec._proto.pending._heap) < 2048  # no stale deadlines kept
     assert_levelled_off(samples)
+    assert await asyncio.to_thread(queue_counts, broker_url, queue_name) == (0, 1)  # swallowed
     await codec.close()
-    await channel.close()
+    await stop_swallowing()
 
 
 @pytest.mark.slow

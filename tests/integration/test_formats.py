@@ -1,21 +1,22 @@
 """The formatter shapes the seed documented, on a real broker with both servers and all
-three clients, and JSON numbers that overflow to infinity refused like Infinity."""
+three clients (the async ones on each backend), and JSON numbers that overflow to infinity
+refused like Infinity."""
 
 from __future__ import annotations
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
-from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+from tests.backends import ASYNC_BACKENDS, async_servers, close_async, connect_async
+from tests.integration.peers import Arith, SyncServerThread
 from tests.integration.raw import RawPeer, reply_headers
 from tests.shapes import SeedStyle, Static, WithSelf
 
 SHAPES = {"seed-class": SeedStyle, "staticmethods": Static, "instance": WithSelf(),
           "built-in-class": amqprpc.MsgPack}  # fmt: skip
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -32,13 +33,13 @@ async def test_every_formatter_shape_works_end_to_end(
         with amqprpc.sync.client_codec(connection, queue_name, fmt) as plain:
             assert plain.call("Arith.Echo", ["x", 1.5], timeout=10) == ["x", 1.5]
         connection.close()
-        transport, protocol = await aioamqp.from_url(broker_url)
-        codec = await amqprpc.client_codec(protocol, queue_name, fmt)
-        with pytest.raises(amqprpc.RemoteError, match="divide by zero"):
-            await codec.call("Arith.Div", {"A": 1, "B": 0}, timeout=10)
-        await codec.close()
-        await protocol.close()
-        transport.close()
+        for backend in ASYNC_BACKENDS:
+            protocol = await connect_async(backend, broker_url)
+            codec = await amqprpc.client_codec(protocol, queue_name, fmt)
+            with pytest.raises(amqprpc.RemoteError, match="divide by zero"):
+                await codec.call("Arith.Div", {"A": 1, "B": 0}, timeout=10)
+            await codec.close()
+            await close_async(protocol)
     finally:
         server.stop()
 

@@ -169,8 +169,8 @@ def test_header_values_of_every_type_are_ignored(
     served: Arith, sink: ReplySink, broker_url: str, queue_name: str, formatter: Any
 ) -> None:
     # Each of these killed a client library's connection (and so the server) before amqprpc
-    # read such content headers itself: pika on HUGE_TIMESTAMP and DEEP, aioamqp on all three
-    # and on a non-UTF-8 property.
+    # read such content headers itself: pika on HUGE_TIMESTAMP and DEEP, pamqp (aioamqp, aiormq)
+    # on all three and on a non-UTF-8 property.
     tables = {
         "every-type": EVERY_TYPE,
         "huge-timestamp": table(HUGE_TIMESTAMP),

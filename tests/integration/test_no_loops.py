@@ -1,6 +1,7 @@
 """One message never makes servers loop (PROTOCOL.md 12.2), on a real broker, for both
-servers and both ack modes: a request whose reply queue is the server's own request queue is
-never run, and a reply that one server sends into another's request queue is never run by it.
+servers (the async one on each backend) and both ack modes: a request whose reply queue is the
+server's own request queue is never run, and a reply that one server sends into another's
+request queue is never run by it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import pytest
 
 import amqprpc
 import amqprpc.sync
-from tests.integration.peers import AsyncServerThread, SyncServerThread
+from tests.backends import async_servers
+from tests.integration.peers import SyncServerThread
 from tests.integration.raw import RawPeer, delete_queue, queue_counts, wait_until
 
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 class Counter:

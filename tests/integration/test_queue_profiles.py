@@ -1,26 +1,26 @@
 """Queue profiles (`declare=`) on RabbitMQ 4.0 nodes, one of them configured as 4.3 is by
 default (transient non-exclusive queues denied): the Go declaration fails there with a
 BrokerError that says what to do, and "durable", "quorum" and "passive" serve all three
-clients through both servers."""
+clients (the async one on each backend) through both servers (the async one on each)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import ASYNC_BACKENDS, async_servers, close_async, connect_async
 from tests.brokers import PrivateBroker
-from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+from tests.integration.peers import Arith, SyncServerThread
 from tests.integration.raw import RawPeer, reply_headers
 
 pytestmark = pytest.mark.rabbitmq4
 
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 def new_queue() -> str:
@@ -34,12 +34,12 @@ async def every_client_calls(url: str, queue: str) -> None:
     with amqprpc.sync.client_codec(connection, queue, amqprpc.Json) as plain:
         assert plain.call("Arith.Mul", {"A": 2, "B": 3}, timeout=10) == 6
     connection.close()
-    transport, protocol = await aioamqp.from_url(url)
-    codec = await amqprpc.client_codec(protocol, queue, amqprpc.Json)
-    assert await codec.call("Arith.Mul", {"A": 4, "B": 5}, timeout=10) == 20
-    await codec.close()
-    await protocol.close()
-    transport.close()
+    for backend in ASYNC_BACKENDS:
+        protocol = await connect_async(backend, url)
+        codec = await amqprpc.client_codec(protocol, queue, amqprpc.Json)
+        assert await codec.call("Arith.Mul", {"A": 4, "B": 5}, timeout=10) == 20
+        await codec.close()
+        await close_async(protocol)
 
 
 def queue_type(node: PrivateBroker, queue: str) -> tuple[str, str]:
@@ -50,13 +50,15 @@ def queue_type(node: PrivateBroker, queue: str) -> tuple[str, str]:
     raise AssertionError(f"no queue {queue!r}")
 
 
-async def test_the_go_declaration_on_4_3_fails_with_advice(rabbitmq43: PrivateBroker) -> None:
-    transport, protocol = await aioamqp.from_url(rabbitmq43.url)
+async def test_the_go_declaration_on_4_3_fails_with_advice(
+    rabbitmq43: PrivateBroker, aio_backend: str
+) -> None:
+    protocol = await connect_async(aio_backend, rabbitmq43.url)
     try:
         with pytest.raises(amqprpc.BrokerError) as info:
             await amqprpc.server_codec(protocol, new_queue(), amqprpc.Json)
     finally:
-        transport.close()
+        await close_async(protocol)
     assert info.value.reply_code == 541
     text = str(info.value)
     assert "deprecated_features.permit.transient_nonexcl_queues = true" in text

@@ -6,8 +6,9 @@ How to trust a private CA:
   (`?ssl_options={'ca_certs': '/etc/ca.pem'}` before encoding; `pika_tls_url` below).
 - sync API, an `ssl.SSLContext`: `pika.URLParameters("amqps://...")`, then
   `params.ssl_options = pika.SSLOptions(context)`, and pass `params` for the URL.
-- async API: `aioamqp.from_url("amqps://...", ssl=context)`.
-pika and aioamqp check the host name against the certificate (`localhost` here).
+- async API: `aiormq.connect("amqps://...", context=context)`, or
+  `aioamqp.from_url("amqps://...", ssl=context)`.
+pika, aiormq and aioamqp check the host name against the certificate (`localhost` here).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-import aioamqp
 import pika
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import close_async, connect_async, transport_of
 from tests.brokers import PrivateBroker
 from tests.integration.peers import Arith, SyncServerThread
 
@@ -95,19 +96,23 @@ def test_unloadable_tls_files_in_the_url_are_a_usage_error(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-async def test_async_server_and_client_over_amqps(private_broker: PrivateBroker) -> None:
+async def test_async_server_and_client_over_amqps(
+    private_broker: PrivateBroker, aio_backend: str
+) -> None:
     name = new_queue()
     context = private_broker.ssl_context()
-    transport, protocol = await aioamqp.from_url(private_broker.tls_url, ssl=context)
+    protocol = await connect_async(aio_backend, private_broker.tls_url, ssl_context=context)
     try:
         async with await amqprpc.server_codec(protocol, name, amqprpc.Json) as server:
             server.register(Arith())
             await server.started()
             async with await amqprpc.client_codec(protocol, name, amqprpc.Json, timeout=10) as c:
                 assert await c.client("Arith").Mul({"A": 3, "B": 4}) == 12
-        assert transport.get_extra_info("ssl_object") is not None  # it really was TLS
+        assert transport_of(protocol).get_extra_info("ssl_object") is not None  # really TLS
     finally:
-        await protocol.close()
-        transport.close()
-    with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs do not know ours
-        await aioamqp.from_url(private_broker.tls_url)
+        await close_async(protocol)
+    with pytest.raises(OSError) as refused:  # the system's CAs do not know ours
+        await connect_async(aio_backend, private_broker.tls_url)
+    # aiormq raises AMQPConnectionError (a ConnectionError) from the verification error
+    verify_error = refused.value.__cause__ if aio_backend == "aiormq" else refused.value
+    assert isinstance(verify_error, ssl.SSLCertVerificationError), repr(refused.value)

@@ -1,7 +1,8 @@
 """Vanished queues are noticed (the broker's basic.cancel), on the private broker: a server
 whose request queue is deleted declares it again and goes on serving, and a client whose
 reply queue is deleted fails its calls in flight with ConnectionLost at once and sets up a
-new reply queue for the next call. For both servers and all three clients.
+new reply queue for the next call. For both servers and all three clients, the async ones on
+each backend.
 
 Queues are deleted with `rabbitmqctl delete_queue`, as an operator would: a reply queue is
 exclusive, so no other connection may delete it.
@@ -17,18 +18,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import aioamqp
 import pika
 import pika.exceptions
 import pytest
 
 import amqprpc
 import amqprpc.sync
+from tests.backends import async_servers, close_async, connect_async
 from tests.brokers import PrivateBroker
-from tests.integration.peers import Arith, AsyncServerThread, SyncServerThread
+from tests.integration.peers import Arith, SyncServerThread
 from tests.integration.raw import wait_until
 
-SERVERS = {"async-server": AsyncServerThread, "sync-server": SyncServerThread}
+SERVERS = {**async_servers(), "sync-server": SyncServerThread}
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_a_server_whose_queue_is_deleted_serves_it_again(
             assert time.monotonic() - deleted < 2
             assert codec.call("Arith.Mul", {"A": 4, "B": 5}) == 20  # answered again
         assert any("was deleted" in r.getMessage() for r in caplog.records)
-        assert server.server.is_open if kind == "async-server" else True
+        assert server.server.is_open if kind.startswith("async-server") else True
     finally:
         server.stop()
 
@@ -143,9 +144,9 @@ def test_a_sync_client_whose_reply_queue_is_deleted_fails_fast_and_recovers(
 
 
 async def test_an_async_client_whose_reply_queue_is_deleted_fails_fast_and_recovers(
-    node: PrivateBroker, queue: str, held: Holder
+    node: PrivateBroker, queue: str, held: Holder, aio_backend: str
 ) -> None:
-    transport, protocol = await aioamqp.from_url(node.url)
+    protocol = await connect_async(aio_backend, node.url)
     try:
         codec = await amqprpc.client_codec(protocol, queue, amqprpc.Json, timeout=30)
         first = codec.reply_queue
@@ -159,5 +160,4 @@ async def test_an_async_client_whose_reply_queue_is_deleted_fails_fast_and_recov
         assert codec.reply_queue != first
         await codec.close()
     finally:
-        await protocol.close()
-        transport.close()
+        await close_async(protocol)
