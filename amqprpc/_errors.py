@@ -20,6 +20,7 @@ __all__ = [
     "RemoteError",
     "Unroutable",
     "UsageError",
+    "connection_closed",
 ]
 
 
@@ -82,3 +83,18 @@ class EncodeError(UsageError):
 
 class MessageTooLarge(EncodeError):
     """An encoded body is larger than the configured maximum message size."""
+
+
+_INTERNAL_ERROR = 541
+_DENIED = "is deprecated"  # RabbitMQ 4's text for a denied deprecated feature
+
+
+def connection_closed(what: str, reply_code: int | None, reply_text: str) -> RPCError:
+    """The error for a connection the broker closed (connection.close) while doing `what`.
+
+    Returns BrokerError when the broker refused what was asked and closed the whole connection
+    to say so (541 for a denied deprecated feature, RabbitMQ 4), else ConnectionLost.
+    """
+    if reply_code == _INTERNAL_ERROR and _DENIED in reply_text:
+        return BrokerError(reply_code, f"{what}: {reply_text}")
+    return ConnectionLost(f"{what}: the broker closed the connection ({reply_code} {reply_text})")

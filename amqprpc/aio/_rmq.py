@@ -18,10 +18,11 @@ from typing import Any
 import aiormq
 import aiormq.abc
 import aiormq.channel
+import aiormq.connection
 import aiormq.exceptions
 from pamqp import commands as spec
 
-from .._errors import BrokerError, ConnectionLost, RPCError
+from .._errors import BrokerError, ConnectionLost, RPCError, connection_closed
 from .._events import (
     Ack,
     Action,
@@ -51,9 +52,9 @@ logger = logging.getLogger(__name__.rpartition(".")[0] + "._link")
 
 CONNECT_TIMEOUT = 10.0  # seconds for the TCP connect and the AMQP handshake, per URL
 
-# aiormq raises a channel's close reason as an exception class per reply code (406 is
-# ChannelPreconditionFailed): read the code back from the class.
-_CODES = {cls: code for code, cls in aiormq.channel.EXCEPTION_MAPPING.items()}
+# The reply codes of aiormq's close-reason classes (406 is ChannelPreconditionFailed).
+_CHANNEL_CODES = {cls: code for code, cls in aiormq.channel.EXCEPTION_MAPPING.items()}
+_CONNECTION_CODES = {cls: code for code, cls in aiormq.connection.EXCEPTION_MAPPING.items()}
 _CONNECTION_ERRORS = (
     aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError,
@@ -62,8 +63,9 @@ _CONNECTION_ERRORS = (
 )
 
 
-def _reply_code(exc: aiormq.exceptions.ChannelClosed) -> tuple[int | None, str]:
-    code = _CODES.get(type(exc))
+def _close_reason(exc: Exception, codes: dict[Any, int]) -> tuple[int | None, str]:
+    # aiormq raises a close reason as an exception class per reply code: read the code back.
+    code = codes.get(type(exc))
     if code is not None:
         return code, str(exc.args[0]) if exc.args else ""
     if len(exc.args) >= 2 and isinstance(exc.args[0], int):  # ChannelClosed(code, text)
@@ -77,10 +79,13 @@ def map_exceptions(what: str) -> Iterator[None]:
     try:
         yield
     except aiormq.exceptions.ChannelClosed as exc:
-        code, text = _reply_code(exc)
+        code, text = _close_reason(exc, _CHANNEL_CODES)
         if code is not None and code >= 400:  # AMQP 0-9-1 soft/hard error reply codes
             raise BrokerError(code, f"{what}: {text}") from exc
         raise ConnectionLost(f"{what}: channel closed") from exc
+    except aiormq.exceptions.ConnectionClosed as exc:
+        code, text = _close_reason(exc, _CONNECTION_CODES)
+        raise connection_closed(what, code, text) from exc
     except _CONNECTION_ERRORS as exc:
         raise ConnectionLost(f"{what}: connection closed") from exc
     except aiormq.exceptions.AMQPError as exc:

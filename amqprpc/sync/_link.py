@@ -20,7 +20,7 @@ import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
 from .._envelope import Properties, read_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError, connection_closed
 from .._events import (
     Ack,
     Action,
@@ -53,9 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_INTERNAL_ERROR = 541
-_DENIED = "is deprecated"  # RabbitMQ 4's text for a denied deprecated feature
-
 
 @contextlib.contextmanager
 def map_exceptions(what: str) -> Iterator[None]:
@@ -65,11 +62,7 @@ def map_exceptions(what: str) -> Iterator[None]:
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
     except pika.exceptions.ConnectionClosedByBroker as exc:
-        if exc.reply_code == _INTERNAL_ERROR and _DENIED in str(exc.reply_text):
-            # The broker refused what we asked (a denied deprecated feature, RabbitMQ 4),
-            # and closed the whole connection to say so.
-            raise BrokerError(exc.reply_code, f"{what}: {exc.reply_text}") from exc
-        raise ConnectionLost(f"{what}: {type(exc).__name__}") from exc
+        raise connection_closed(what, exc.reply_code, str(exc.reply_text)) from exc
     except (
         pika.exceptions.AMQPConnectionError,
         pika.exceptions.AMQPChannelError,
