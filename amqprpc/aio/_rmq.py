@@ -22,7 +22,7 @@ import aiormq.connection
 import aiormq.exceptions
 from pamqp import commands as spec
 
-from .._errors import BrokerError, ConnectionLost, RPCError, connection_closed
+from .._errors import BrokerError, ConnectionLost, RPCError, UsageError, connection_closed
 from .._events import (
     Ack,
     Action,
@@ -113,6 +113,9 @@ async def _connected(url: str, address: str, timeout: float) -> Any:
             530, f"connecting to {address}: virtual host {vhost!r} does not exist, or user "
             f"{user!r} may not use it"
         ) from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        # A TLS file the URL names (?cafile=, ?certfile=, ?keyfile=) cannot be read.
+        raise UsageError(f"connecting to {address}: {exc}") from exc
     except (aiormq.exceptions.AMQPConnectionError, OSError) as exc:
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if errno == 111 or isinstance(exc, ConnectionRefusedError):  # ECONNREFUSED

@@ -167,6 +167,9 @@ async def test_url_client_and_server_over_amqps(private_broker: PrivateBroker) -
     assert await client.call("Gated.Mul", {"A": 6, "B": 7}) == 42
     await client.close()
     await server.close()
+    with pytest.raises(amqprpc.UsageError, match="No such file"):
+        missing = f"{private_broker.tls_url}?cafile=/nonexistent/ca.pem"
+        await amqprpc.aio.server_codec(missing, queue, amqprpc.MsgPack)
 
 
 async def test_a_url_client_serves_many_threads_loops_independently(
