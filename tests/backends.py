@@ -99,8 +99,9 @@ def transport_of(connection: Any) -> asyncio.Transport:
     of its writer task (where amqprpc/aio/_rmq_compat.py finds it too)."""
     transport = getattr(connection, "_amqprpc_test_transport", None)
     if transport is None:
-        frame = connection._writer_task.get_coro().cr_frame
-        transport = frame.f_locals["writer"].transport
+        from amqprpc.aio._rmq_compat import _task_local
+
+        transport = _task_local(connection, "_writer_task", "writer").transport
     assert isinstance(transport, asyncio.Transport), transport
     return transport
 

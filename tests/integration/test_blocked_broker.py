@@ -117,6 +117,12 @@ def test_the_thread_safe_client(node: PrivateBroker, served: tuple[str, Counted,
         assert server.stats.expired == 6
 
 
+def tap_of(connection: Any) -> Any:
+    from amqprpc.aio._rmq_compat import Tap
+
+    return Tap.of(connection)
+
+
 async def test_the_async_client_and_codecs_sharing_its_connection(
     node: PrivateBroker, served: tuple[str, Counted, Any], aio_backend: str
 ) -> None:
@@ -137,8 +143,12 @@ async def test_the_async_client_and_codecs_sharing_its_connection(
                 await big
             ends_by_deadline(started, 3)
             assert first.blocked and second.blocked
+            if aio_backend == "aiormq":  # the broker's own notice, not only stalled writes
+                assert tap_of(protocol).blocked
         assert await first.call("Counted.Echo", "after", timeout=30) == 5
         assert not first.blocked
+        if aio_backend == "aiormq":  # connection.unblocked
+            assert not tap_of(protocol).blocked
         # Each channel is ordered, the two are not: once this reply is back, the server has
         # seen the small request too.
         assert await second.call("Counted.Echo", "after", timeout=30) == 5
