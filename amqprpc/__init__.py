@@ -40,7 +40,7 @@ _ASYNC_ENTRY_POINTS = ("client_codec", "server_codec")
 
 def __getattr__(name: str) -> object:
     # PEP 562: `amqprpc.server_codec` / `amqprpc.client_codec` are the async ones, imported
-    # on first use so that `import amqprpc` never loads aioamqp or asyncio.
+    # on first use so that `import amqprpc` never loads a client library or asyncio.
     if name in _ASYNC_ENTRY_POINTS:
         from . import aio
 

@@ -16,7 +16,7 @@ An adapter:
    `flush_acks` return, and ends calls where the client core says (`time_left`, `alarm`,
    `expire`, `fail_all`). It never compares a clock with a deadline or decides an ack itself.
 
-The adapters in `amqprpc.sync` (pika) and `amqprpc.aio` (aioamqp) are complete examples.
+The adapters in `amqprpc.sync` (pika) and `amqprpc.aio` (aiormq and aioamqp) are complete examples.
 """
 
 from __future__ import annotations

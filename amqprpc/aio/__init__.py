@@ -1,6 +1,8 @@
-"""The async API, on aioamqp: `await server_codec(...)`, `await client_codec(...)`.
+"""The async API, on aiormq or aioamqp: `await server_codec(...)`, `await client_codec(...)`.
 
-Needs the `aioamqp` extra: `pip install amqprpc[aioamqp]`.
+Needs a client library: `pip install amqprpc[aiormq]` (Python 3.11+) or `amqprpc[aioamqp]`.
+The codecs take a connection of either kind, or URLs (then they connect through aiormq when
+it is installed); importing this module loads neither.
 """
 
 from __future__ import annotations

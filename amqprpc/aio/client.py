@@ -1,4 +1,5 @@
-"""The async client codec: calls from asyncio code over an aioamqp connection.
+"""The async client codec: calls from asyncio code over an aiormq or aioamqp
+connection.
 
 Thin by design (STYLE.md section 3): the core numbers, encodes, matches and times out calls;
 this module supplies one future per call, one loop timer set where the core says

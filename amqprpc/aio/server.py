@@ -1,7 +1,8 @@
-"""The async server codec: serves registered handlers from a request queue over aioamqp.
+"""The async server codec: serves registered handlers from a request queue over aiormq or
+aioamqp.
 
 Thin by design (STYLE.md section 3): the core decodes, dispatches and builds replies and acks;
-this module runs each request as its own task (aioamqp awaits consumer callbacks inside its
+this module runs each request as its own task (the links hand deliveries over inside their
 frame reader, so nothing may wait there), `async def` handlers on the loop and plain ones in a
 thread pool, and performs the core's actions on the channel.
 """
@@ -322,7 +323,7 @@ async def server_codec(
     max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
     reconnect: bool = False,
 ) -> AsyncServerCodec:
-    """A server codec for request queue `queue` on an aioamqp connection (`AmqpProtocol`), or
+    """A server codec for request queue `queue` on an aiormq or aioamqp connection, or
     on a connection of its own to a URL, or to the first answering one of a list of URLs (a
     cluster's nodes, tried in order). With `reconnect` (URLs only), it connects again
     whenever its connection goes, trying the URLs in order with a growing delay, declares its
