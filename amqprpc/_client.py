@@ -23,6 +23,7 @@ from ._envelope import (
     request_properties,
 )
 from ._errors import (
+    BrokerError,
     ConnectionLost,
     MessageTooLarge,
     ProtocolViolation,
@@ -281,6 +282,11 @@ class ClientProtocol(Generic[T]):
     def fail_all(self, reason: str) -> list[CallDone[T]]:
         """End every pending call with ConnectionLost(reason) (connection gone, or closing)."""
         return [self._done(entry, ConnectionLost(reason)) for entry in self.pending.fail_all()]
+
+    def refused(self, error: BrokerError) -> list[CallDone[T]]:
+        """The broker refused the connection the pending calls waited for (the user's login or
+        the virtual host): every one ends with `error`, which names what was refused."""
+        return [self._done(entry, error) for entry in self.pending.fail_all()]
 
     @staticmethod
     def _done(entry: Entry[T], error: RPCError) -> CallDone[T]:

@@ -21,6 +21,8 @@ __all__ = [
     "Unroutable",
     "UsageError",
     "connection_closed",
+    "login_refused",
+    "vhost_refused",
 ]
 
 
@@ -98,3 +100,21 @@ def connection_closed(what: str, reply_code: int | None, reply_text: str) -> RPC
     if reply_code == _INTERNAL_ERROR and _DENIED in reply_text:
         return BrokerError(reply_code, f"{what}: {reply_text}")
     return ConnectionLost(f"{what}: the broker closed the connection ({reply_code} {reply_text})")
+
+
+def login_refused(address: str, user: str) -> BrokerError:
+    """The error for a broker that refused the user's login (connection.close 403 while
+    connecting): names the user, never the password."""
+    return BrokerError(
+        403, f"connecting to {address}: access refused for user {user!r} (wrong user name or "
+        "password)"
+    )  # fmt: skip
+
+
+def vhost_refused(address: str, user: str, vhost: str) -> BrokerError:
+    """The error for a broker that refused the virtual host (connection.close 530 while
+    connecting)."""
+    return BrokerError(
+        530, f"connecting to {address}: virtual host {vhost!r} does not exist, or user "
+        f"{user!r} may not use it"
+    )  # fmt: skip

@@ -22,7 +22,15 @@ import aiormq.connection
 import aiormq.exceptions
 from pamqp import commands as spec
 
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError, connection_closed
+from .._errors import (
+    BrokerError,
+    ConnectionLost,
+    RPCError,
+    UsageError,
+    connection_closed,
+    login_refused,
+    vhost_refused,
+)
 from .._events import (
     Ack,
     Action,
@@ -101,18 +109,12 @@ async def _connected(url: str, address: str, timeout: float) -> Any:
     except asyncio.TimeoutError:
         raise ConnectionLost(f"no AMQP handshake within {timeout:g} s") from None
     except aiormq.exceptions.ProbableAuthenticationError as exc:
-        raise BrokerError(
-            403, f"connecting to {address}: access refused for user {user!r} (wrong user name "
-            "or password)"
-        ) from exc
+        raise login_refused(address, user) from exc
     except aiormq.exceptions.InvalidFrameError as exc:
         if "Connection.Close" not in str(exc):
             raise ConnectionLost(f"not an AMQP 0-9-1 broker? ({exc})") from exc
         # RabbitMQ answers connection.open with connection.close 530 NOT_ALLOWED.
-        raise BrokerError(
-            530, f"connecting to {address}: virtual host {vhost!r} does not exist, or user "
-            f"{user!r} may not use it"
-        ) from exc
+        raise vhost_refused(address, user, vhost) from exc
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         # A TLS file the URL names (?cafile=, ?certfile=, ?keyfile=) cannot be read.
         raise UsageError(f"connecting to {address}: {exc}") from exc

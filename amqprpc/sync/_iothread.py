@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._client import ClientProtocol
-from .._errors import ConnectionLost, RPCError
+from .._errors import BrokerError, ConnectionLost, RPCError
 from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
 from .._link import Connector, Finished, Link, advance, no_wait, run
 from .._ops import Op, call_op, client_setup_op, close_op
@@ -140,6 +140,8 @@ class IoThread:
             reason = str(exc)
             logger.warning("client connection for %r lost: %s", self._proto.request_queue, exc)
             self._settle(self._proto.expire(self._connector.now()))  # past due: RPCTimeout
+            if link is None and isinstance(exc, BrokerError):  # it refused the login or vhost
+                self._settle(self._proto.refused(exc))
         except Exception as exc:
             reason = f"the I/O thread failed: {type(exc).__name__}"
             logger.exception("client I/O thread for %r failed", self._proto.request_queue)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,7 +21,15 @@ import pika.adapters.utils.connection_workflow
 import pika.exceptions
 
 from .._envelope import Properties, read_properties
-from .._errors import BrokerError, ConnectionLost, RPCError, UsageError, connection_closed
+from .._errors import (
+    BrokerError,
+    ConnectionLost,
+    RPCError,
+    UsageError,
+    connection_closed,
+    login_refused,
+    vhost_refused,
+)
 from .._events import (
     Ack,
     Action,
@@ -108,6 +117,37 @@ def _addresses(parameters: Any) -> str:
     return ", ".join(f"{one.host}:{one.port}" for one in nodes)
 
 
+def _connected(parameters: Any, address: str) -> pika.BlockingConnection:
+    # One connection attempt, its failure named: the broker's refusals as BrokerError, the
+    # rest as ConnectionLost (the next node may answer).
+    user = getattr(parameters.credentials, "username", "?")
+    try:
+        return pika.BlockingConnection(parameters)
+    except pika.exceptions.ProbableAuthenticationError as exc:
+        raise login_refused(address, user) from exc
+    except pika.exceptions.ProbableAccessDeniedError as exc:
+        raise vhost_refused(address, user, parameters.virtual_host) from exc
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise ConnectionLost(_why(exc)) from exc
+    except (ConnectionError, OSError) as exc:
+        raise ConnectionLost(str(exc) or type(exc).__name__) from exc
+
+
+def _why(exc: BaseException) -> str:
+    # What pika's connection error wraps, said plainly: "connection refused", a time-out, or
+    # the name of pika's error.
+    inner: object = exc.args[0] if exc.args else None
+    cause = getattr(inner, "exception", None)  # AMQPConnectorSocketConnectError and kin
+    for reason in (cause, inner):
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            return "timed out"
+        if isinstance(reason, OSError):
+            return reason.strerror or str(reason)
+    return type(inner).__name__ if isinstance(inner, BaseException) else type(exc).__name__
+
+
 def is_connection(target: object) -> bool:
     """Whether `target` is a pika BlockingConnection."""
     return isinstance(target, pika.BlockingConnection)
@@ -156,10 +196,20 @@ class PikaLink:
 
     @classmethod
     def connect(cls, parameters: Any) -> PikaLink:
-        """Open a connection of our own (closed with the link). Raises ConnectionLost."""
-        with map_exceptions(f"connecting to {_addresses(parameters)}"):
-            connection = pika.BlockingConnection(parameters)  # a list: each in turn
-        return cls(connection, owned=True)
+        """Open a connection of our own (closed with the link) to the first of `parameters`
+        (one or a list, tried in order) that answers. Raises ConnectionLost naming every
+        address tried and why it failed, BrokerError when the broker refuses the user (403,
+        naming the user, never the password) or the virtual host (530)."""
+        failures = []
+        for one in parameters if isinstance(parameters, list) else [parameters]:
+            address = _addresses(one)
+            try:
+                connection = _connected(one, address)
+            except ConnectionLost as exc:
+                failures.append(f"{address}: {exc}")
+                continue
+            return cls(connection, owned=True)
+        raise ConnectionLost("cannot connect: " + "; ".join(failures))
 
     @property
     def is_open(self) -> bool:

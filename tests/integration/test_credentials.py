@@ -47,18 +47,22 @@ def test_wrong_password_or_unreachable_broker_never_shows_the_password(
     wrong = f"wrong-{secrets.token_hex(8)}"
     user, right, port = private_broker.user, private_broker.password, private_broker.port
     down = closed_port()
-    attempts: list[tuple[str, str]] = [  # (URL, what the error must say)
-        (f"amqp://{user}:{wrong}@127.0.0.1:{port}/", "AuthenticationError"),
+    login = f"403 connecting to .*: access refused for user {user!r}"
+    attempts: list[tuple[str, type[amqprpc.RPCError], str]] = [  # URL, what the error says
+        (f"amqp://{user}:{wrong}@127.0.0.1:{port}/", amqprpc.BrokerError, login),
         (private_broker.tls_url.replace(right, wrong) + "?ssl_options="
-         + repr({"ca_certs": str(private_broker.ca_file)}), "AuthenticationError"),
-        (f"amqp://{user}:{right}@127.0.0.1:{down}/", f"127.0.0.1:{down}"),
+         + repr({"ca_certs": str(private_broker.ca_file)}), amqprpc.BrokerError, login),
+        (f"amqp://{user}:{right}@127.0.0.1:{port}/nope", amqprpc.BrokerError,
+         f"530 connecting to .*: virtual host 'nope' does not exist, or user {user!r}"),
+        (f"amqp://{user}:{right}@127.0.0.1:{down}/", amqprpc.ConnectionLost,
+         f"127.0.0.1:{down}: connection refused"),
     ]  # fmt: skip
     said: list[str] = []
-    for url, expected in attempts:
+    for url, error, expected in attempts:
         for target in (url, pika.URLParameters(url)):
             attempt: Callable[[Any], None]
             for attempt in (call_through_client, serve):
-                with pytest.raises(amqprpc.ConnectionLost, match=expected) as err:
+                with pytest.raises(error, match=expected) as err:
                     attempt(target)
                 said.append(everything_said(err.value))
     # An unquoted '#' in a password: urllib reads the rest as the port, and its error quotes it.
