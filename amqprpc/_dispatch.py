@@ -86,6 +86,11 @@ class Registry:
         """
         if isinstance(target, type):
             raise RegistrationError(f"register an instance of {target.__name__}, not the class")
+        if type(target).__module__ == "builtins" and not inspect.isroutine(target):
+            raise RegistrationError(
+                "register() serves an instance of your own class, or a function, not "
+                f"{type(target).__name__} {target!r:.40}"
+            )
         if inspect.isroutine(target) or isinstance(target, functools.partial):
             entries = [self._function_entry(target, name)]
         else:

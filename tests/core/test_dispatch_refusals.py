@@ -89,6 +89,15 @@ def test_bad_registrations_raise_and_register_nothing(target, name):
     assert isinstance(registry.lookup("Server.Mul"), NotFound)
 
 
+@pytest.mark.parametrize("target", [42, "text", [1, 2], {"a": 1}, None, 1.5])
+def test_a_builtin_value_is_refused_by_name(target):
+    # An int has public methods (as_integer_ratio, ...): it would be served as "int.*".
+    registry = Registry()
+    with pytest.raises(RegistrationError, match=f"not {type(target).__name__} "):
+        registry.register(target)
+    assert len(registry) == 0
+
+
 def test_registration_error_is_a_usage_error():
     assert issubclass(RegistrationError, amqprpc.UsageError)
     assert issubclass(RegistrationError, ValueError)
