@@ -26,12 +26,19 @@ def url_backend() -> str:
     """The client library a codec given a URL connects with. Raises UsageError when neither
     is installed."""
     for name in BACKENDS:
-        if name in sys.modules or importlib.util.find_spec(name) is not None:
+        if sys.modules.get(name) is not None or _installed(name):
             return name
     raise UsageError(
         "the async API needs a client library: pip install 'amqprpc[aiormq]' (or "
         "'amqprpc[aioamqp]')"
     )
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a module that failed to import, or was blocked
+        return False
 
 
 async def open_link(target: object) -> AsyncLink:

@@ -25,7 +25,7 @@ from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
 from .._urls import urls_of
-from ._open import link_for, open_link
+from ._open import link_for, open_link, url_backend
 
 __all__ = ["AsyncClientCodec", "client_codec"]
 
@@ -260,6 +260,7 @@ async def client_codec(
     )
     urls = urls_of(connection)
     if urls is not None:
+        url_backend()  # a missing client library is a UsageError now, not at the first call
         return AsyncClientCodec(None, proto, urls)
     link = await open_link(connection)
     try:

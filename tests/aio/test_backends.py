@@ -28,3 +28,23 @@ def test_amqprpc_aio_imports_no_client_library(module: str) -> None:
         f"assert {module!r} not in sys.modules, 'amqprpc.aio imported {module}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_urls_without_a_client_library_name_the_extra() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "sys.modules['aiormq'] = sys.modules['aioamqp'] = None  # neither installed\n"
+        "import asyncio, amqprpc, amqprpc.aio\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await amqprpc.aio.client_codec('amqp://127.0.0.1/', 'q', amqprpc.Json)\n"
+        "    except amqprpc.UsageError as exc:\n"
+        "        print(exc)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'amqprpc[aiormq]'" in result.stdout, result
