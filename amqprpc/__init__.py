@@ -9,6 +9,7 @@ neither client library installed.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ._client import DEFAULT_TIMEOUT
@@ -33,7 +34,11 @@ from ._naming import go_name, wire_name
 if TYPE_CHECKING:
     from .aio import client_codec, server_codec
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place it is written (pyproject.toml reads it from here)
+
+# A library's logs are the application's to show: nothing is printed unless it configures
+# logging (the loggers are "amqprpc" and its modules' names below it; README: Logging).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _ASYNC_ENTRY_POINTS = ("client_codec", "server_codec")
 
