@@ -1,4 +1,4 @@
-"""The Django example: a view calling a remote Server.mul through the thread-safe client
+"""The Django example: a view calling a remote Arith.mul through the thread-safe client
 configured in settings, driven by Django's test client against a live RPC server."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SITE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
 pytestmark = pytest.mark.parametrize("broker_url", ["rabbitmq3"], indirect=True)
 
 
-class Server:
+class Arith:
     def mul(self, args: dict[str, int]) -> int:
         return args["A"] * args["B"]
 
@@ -45,7 +45,7 @@ def django_client(broker_url: str, queue_name: str) -> Iterator[Any]:
 def test_view_calls_the_remote_service(
     django_client: Any, broker_url: str, queue_name: str
 ) -> None:
-    server = SyncServerThread(broker_url, queue_name, amqprpc.Json, Server()).start()
+    server = SyncServerThread(broker_url, queue_name, amqprpc.Json, Arith()).start()
     try:
         response = django_client.get("/mul", {"a": 6, "b": 7})
         assert response.status_code == 200

@@ -1,4 +1,5 @@
-"""Settings of a minimal Django site whose view calls a remote `Server.mul` over amqprpc.
+"""Settings of a minimal Django site whose view calls a remote `Arith.mul` over amqprpc
+(examples/pyserver.py serves it).
 
 The RPC client is made once, here, at import time. It is the thread-safe sync client: it
 connects on first use, serves every request thread of the process at once, and starts afresh

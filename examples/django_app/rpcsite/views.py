@@ -7,13 +7,13 @@ import amqprpc
 
 
 def mul(request: HttpRequest) -> JsonResponse:
-    """Multiply a and b on the remote `Server` service."""
+    """Multiply a and b on the remote `Arith` service."""
     try:
         a, b = int(request.GET["a"]), int(request.GET["b"])
     except (KeyError, ValueError):
         return JsonResponse({"error": "give integers a and b"}, status=400)
     try:
-        result = settings.RPC.client("Server").mul({"A": a, "B": b})
+        result = settings.RPC.client("Arith").mul({"A": a, "B": b})
     except amqprpc.RemoteError as err:  # the service answered with an error
         return JsonResponse({"error": str(err)}, status=502)
     except amqprpc.RPCError as err:  # timeout, no such queue, connection lost
