@@ -54,11 +54,14 @@ async def test_cut_with_1000_calls_in_flight_async(
     protocol = await connect_async(aio_backend, proxy.url)
     codec = await amqprpc.client_codec(protocol, queue_name, amqprpc.Json, timeout=60)
     ended: dict[int, float] = {}
-    calls = []
-    for i in range(1000):
-        call = asyncio.ensure_future(codec.call("Holder.Hold", i))
-        call.add_done_callback(lambda _, i=i: ended.__setitem__(i, loop.time()))
-        calls.append(call)
+
+    async def timed(i: int) -> Any:
+        try:
+            return await codec.call("Holder.Hold", i)
+        finally:  # inside the call's own task: read before anything awaits its end
+            ended[i] = loop.time()
+
+    calls = [asyncio.ensure_future(timed(i)) for i in range(1000)]
     await asyncio.wait(calls[0::2])  # every even call answered: the odd ones are held
     cut_at = loop.time()
     assert await asyncio.to_thread(proxy.cut) == 1
