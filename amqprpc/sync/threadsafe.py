@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +30,19 @@ from .._server import DEFAULT_MAX_BODY_SIZE
 from ._iothread import Call, Future, IoThread, Submitted, settle_future
 
 __all__ = ["ThreadSafeClientCodec"]
+
+# Every codec of this process, reset in a forked child at the fork itself (not on first use,
+# where the child's threads would race to do it and could share one reply queue).
+_live: weakref.WeakSet[ThreadSafeClientCodec] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for codec in list(_live):
+        codec._forked()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_protocol(
@@ -68,6 +82,7 @@ class ThreadSafeClientCodec(ClientView):
         self._io: IoThread | None = None
         self._pid = os.getpid()
         self._closed = False
+        _live.add(self)
 
     @property
     def blocked(self) -> bool:
@@ -126,14 +141,16 @@ class ThreadSafeClientCodec(ClientView):
     def _future_positional(self, method: str, arg: object, timeout: float | None) -> Future:
         return self.call_async(method, arg, timeout=timeout)
 
+    def _forked(self) -> None:
+        # In a forked child (gunicorn's workers, say), before any of its threads runs: the
+        # parent's I/O thread did not come along and its socket is the parent's. Forget both
+        # (never close them from here) and start afresh, with a reply queue of the child's own.
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._io = None
+        self._proto = new_protocol(*self._settings)
+
     def _io_thread(self) -> IoThread:
-        if self._pid != os.getpid():
-            # A forked child: the parent's I/O thread did not come along and its socket is
-            # the parent's. Forget both (never close them from here) and start afresh.
-            self._pid = os.getpid()
-            self._lock = threading.Lock()
-            self._io = None
-            self._proto = new_protocol(*self._settings)
         with self._lock:
             if self._closed:
                 raise ConnectionLost("the client codec is closed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -146,11 +147,22 @@ def test_unreachable_broker_fails_calls_not_construction(queue_name: str) -> Non
 def test_fork_safety(sync_server: SyncServerThread, broker_url: str, queue_name: str) -> None:
     codec = amqprpc.sync.client_codec(broker_url, queue_name, amqprpc.Json, timeout=10)
     assert codec.call("Arith.Mul", {"A": 2, "B": 5}) == 10  # the parent is connected
+    parents_reply_queue = codec.reply_queue
     pid = os.fork()
-    if pid == 0:  # the child: a pre-forking web server's worker
+    if pid == 0:  # the child: a pre-forking web server's worker, its threads calling at once
         status = 1
         try:
-            status = 0 if codec.call("Arith.Mul", {"A": 3, "B": 7}) == 21 else 2
+            sys.setswitchinterval(1e-6)  # threads interleave as in a busy new worker
+            together = threading.Barrier(16)
+
+            def first_call(i: int) -> Any:
+                together.wait(10)  # every thread's first call at once, as a worker's requests
+                return codec.call("Arith.Mul", {"A": i, "B": 3})
+
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                products = list(pool.map(first_call, range(16)))
+            right = products == [3 * i for i in range(16)]
+            status = 0 if right and codec.reply_queue != parents_reply_queue else 2
             codec.close()
         finally:
             os._exit(status)
