@@ -3,15 +3,15 @@
 `PikaLink` performs the core's actions on one `BlockingChannel` and hands deliveries, returns
 and the channel's end to its sink. pika exceptions become amqprpc errors here
 (`map_exceptions`), and nowhere else. pika is not thread-safe: everything here runs on the
-thread that owns the connection, except `call_threadsafe`. The only other module that touches
-pika is `_compat`, which fences the internals that header salvaging relies on.
+thread that owns the connection, except `call_threadsafe`. The only other modules that touch
+pika are `_connect` (parameters, and connecting with its failures named) and `_compat`, which
+fences the internals that header salvaging relies on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,8 +27,6 @@ from .._errors import (
     RPCError,
     UsageError,
     connection_closed,
-    login_refused,
-    vhost_refused,
 )
 from .._events import (
     Ack,
@@ -48,6 +46,7 @@ from .._events import (
 )
 from .._link import Link, LinkSink, NoSink
 from ._compat import FrameWriter, bounded_io, internals_usable, salvage_frames
+from ._connect import addresses, connected, connection_parameters
 from ._state import BlockedState
 
 __all__ = [
@@ -84,80 +83,9 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise RPCError(f"{what}: {exc!r}") from exc
 
 
-def connection_parameters(target: object) -> Any:
-    """pika connection parameters from a URL string or parameters object, or from a list of
-    them (a cluster's nodes: connecting tries them in order, and takes the first that answers).
-
-    amqps:// URLs give TLS connections. pika reads TLS settings from an `ssl_options` query
-    argument, a URL-encoded Python dict literal: `?ssl_options={'ca_certs': '/etc/ca.pem'}`
-    trusts a private CA. Raises UsageError for anything else, or when those TLS files cannot
-    be loaded. Its text never shows the password.
-    """
-    if isinstance(target, str):
-        try:
-            return pika.URLParameters(target)
-        except (ValueError, TypeError, SyntaxError) as exc:  # SyntaxError: ssl_options literal
-            # Their texts may quote parts of the URL, the password included: name the type only.
-            raise UsageError(f"not an AMQP URL: {_redact(target)} ({type(exc).__name__})") from None
-        except OSError as exc:  # FileNotFoundError, ssl.SSLError: from loading ssl_options files
-            raise UsageError(f"cannot load the TLS files of {_redact(target)}: {exc}") from None
-    if isinstance(target, pika.connection.Parameters):
-        return target
-    if isinstance(target, (list, tuple)) and target:
-        return [connection_parameters(one) for one in target]
-    raise UsageError(
-        f"expected a pika BlockingConnection, URL or parameters, or a non-empty list of URLs "
-        f"or parameters, not {target!r}"
-    )
-
-
-def _addresses(parameters: Any) -> str:
-    # "host:port" of each node a connection may be made to, for error texts.
-    nodes = parameters if isinstance(parameters, list) else [parameters]
-    return ", ".join(f"{one.host}:{one.port}" for one in nodes)
-
-
-def _connected(parameters: Any, address: str) -> pika.BlockingConnection:
-    # One connection attempt, its failure named: the broker's refusals as BrokerError, the
-    # rest as ConnectionLost (the next node may answer).
-    user = getattr(parameters.credentials, "username", "?")
-    try:
-        return pika.BlockingConnection(parameters)
-    except pika.exceptions.ProbableAuthenticationError as exc:
-        raise login_refused(address, user) from exc
-    except pika.exceptions.ProbableAccessDeniedError as exc:
-        raise vhost_refused(address, user, parameters.virtual_host) from exc
-    except pika.exceptions.AMQPConnectionError as exc:
-        raise ConnectionLost(_why(exc)) from exc
-    except (ConnectionError, OSError) as exc:
-        raise ConnectionLost(str(exc) or type(exc).__name__) from exc
-
-
-def _why(exc: BaseException) -> str:
-    # What pika's connection error wraps, said plainly: "connection refused", a time-out, or
-    # the name of pika's error.
-    inner: object = exc.args[0] if exc.args else None
-    cause = getattr(inner, "exception", None)  # AMQPConnectorSocketConnectError and kin
-    for reason in (cause, inner):
-        if isinstance(reason, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            return "timed out"
-        if isinstance(reason, OSError):
-            return reason.strerror or str(reason)
-    return type(inner).__name__ if isinstance(inner, BaseException) else type(exc).__name__
-
-
 def is_connection(target: object) -> bool:
     """Whether `target` is a pika BlockingConnection."""
     return isinstance(target, pika.BlockingConnection)
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
 
 
 def _to_wire(properties: Properties) -> Any:
@@ -202,9 +130,9 @@ class PikaLink:
         naming the user, never the password) or the virtual host (530)."""
         failures = []
         for one in parameters if isinstance(parameters, list) else [parameters]:
-            address = _addresses(one)
+            address = addresses(one)
             try:
-                connection = _connected(one, address)
+                connection = connected(one, address)
             except ConnectionLost as exc:
                 failures.append(f"{address}: {exc}")
                 continue
@@ -379,7 +307,7 @@ class PikaConnector:
         return PikaLink.connect(self.parameters)
 
     def __repr__(self) -> str:
-        return f"<PikaConnector {_addresses(self.parameters)}>"
+        return f"<PikaConnector {addresses(self.parameters)}>"
 
 
 def open_link(target: object) -> Link:
