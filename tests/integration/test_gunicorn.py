@@ -4,6 +4,7 @@ requests it had in flight: gunicorn starts another, which connects on its first 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -48,7 +49,7 @@ def _get(port: int, a: int, b: int) -> tuple[int, object]:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-    except OSError as err:  # the worker died with the request
+    except (OSError, http.client.HTTPException) as err:  # the worker died with the request
         return 0, repr(err)
 
 
