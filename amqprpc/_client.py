@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from ._envelope import (
@@ -120,12 +121,14 @@ class ClientProtocol(Generic[T]):
     def start_call(
         self, method: str, arg: object, *, now: float, timeout: float | None = None, token: T,
         wall: float | None = None, inherited: float | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> CallStarted:  # fmt: skip
         """Encode and number a call. Returns what to publish and the call's deadline.
 
         `wall` is the Unix time now: given, the request carries its absolute deadline
         (PROTOCOL.md section 12.1). `inherited` is the deadline of the request being served
-        (`request_deadline()`), which the call may not outlive. Raises UsageError for a bad
+        (`request_deadline()`), which the call may not outlive. `trace` are the trace context
+        headers of the call's span (section 12.3). Raises UsageError for a bad
         method name or timeout, RPCTimeout when the inherited deadline has passed, EncodeError
         when `arg` cannot be encoded and MessageTooLarge when its body is over the limit;
         nothing is pending then.
@@ -157,6 +160,7 @@ class ClientProtocol(Generic[T]):
             call_id=entry.call_id,
             expiration=expiration,
             deadline_ms=deadline_ms,
+            trace=trace,
         )
         publish = Publish(
             routing_key=self.request_queue, properties=properties, body=body, mandatory=True,

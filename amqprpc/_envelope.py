@@ -207,12 +207,18 @@ def expiration_ms(timeout: float) -> str:
 
 def request_properties(
     *, method: str, reply_queue: str, call_id: int, expiration: str | None,
-    deadline_ms: int | None = None,
+    deadline_ms: int | None = None, trace: Mapping[str, str] | None = None,
 ) -> Properties:  # fmt: skip
     """Properties of a request (PROTOCOL.md section 3), with the caller's absolute deadline in
-    Unix milliseconds when given (section 12.1)."""
+    Unix milliseconds when given (section 12.1) and the trace context headers `trace`
+    (`traceparent`, `tracestate`: section 12.3)."""
+    headers: dict[str, object] | None = None
+    if deadline_ms is not None:
+        headers = {DEADLINE_HEADER: str(deadline_ms)}
+    if trace:
+        headers = {**trace, **(headers or {})}
     return Properties(
-        headers=None if deadline_ms is None else {DEADLINE_HEADER: str(deadline_ms)},
+        headers=headers,
         reply_to=method,
         correlation_id=reply_queue,
         message_id=str(call_id),

@@ -25,6 +25,7 @@ from ._errors import RPCError
 if TYPE_CHECKING:
     from ._dispatch import Handler
     from ._envelope import Properties
+    from ._tracing import ServerSpan
 
 __all__ = [
     "IGNORED",
@@ -247,6 +248,7 @@ class Request:
     bad_deadline: bool = False  # it sent a deadline header that is not Unix milliseconds
     is_reply: bool = False  # it carries the reply mark: another server's reply, not a request
     delivery_count: int | None = None  # earlier deliveries (quorum queues' x-delivery-count)
+    span: ServerSpan | None = None  # its trace span, when tracing is on (ended by its reply)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from ._events import (
     QueueDeclared,
     WaitFor,
 )
+from ._tracing import Caller, ClientSpan
 
 if TYPE_CHECKING:
     from ._client import ClientProtocol
@@ -156,38 +157,52 @@ def client_setup_op(reply_queue: str) -> Op[Any, None]:
 def call_op(
     proto: ClientProtocol[T], method: str, arg: object, *, now: float,
     timeout: float | None = None, token: T, wall: float | None = None,
-    inherited: float | None = None,
+    inherited: float | None = None, caller: Caller | None = None,
 ) -> Op[T, object]:  # fmt: skip
     """One call: publish the request, wait for its end. Returns the result.
 
     `wall` (Unix time now) and `inherited` (the served request's deadline, read in the
-    caller's context) are as for `ClientProtocol.start_call`.
+    caller's context) are as for `ClientProtocol.start_call`. `caller` is the caller's trace
+    context (`_tracing.caller()`, read in the caller's context too): given, the call is traced
+    by a CLIENT span from here to its end.
 
     A publish that fails ends the call as UNSENT and raises the link's error; any other
     exception thrown in by the pump (a cancelled wait, an interrupt) cancels the call and
     propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
     ConnectionLost, ...).
     """
-    started = proto.start_call(
-        method, arg, now=now, timeout=timeout, token=token, wall=wall, inherited=inherited
-    )
-    call_id = started.call_id
+    span = None if caller is None else ClientSpan(caller, method, proto.request_queue)
     try:
-        yield started.publish
-    except RPCError:
-        proto.publish_failed(call_id)
+        started = proto.start_call(
+            method, arg, now=now, timeout=timeout, token=token, wall=wall, inherited=inherited,
+            trace=None if span is None else span.headers,
+        )  # fmt: skip
+        call_id = started.call_id
+        if span is not None:
+            span.numbered(call_id, proto.reply_queue)
+        try:
+            yield started.publish
+        except RPCError:
+            proto.publish_failed(call_id)
+            raise
+        except BaseException:
+            proto.cancel(call_id)
+            raise
+        try:
+            done = yield WaitFor(call_id=call_id, token=token)
+        except BaseException:
+            # The caller stopped waiting (cancelled, interrupted): the call ends here, so its
+            # pending entry must go too.
+            proto.cancel(call_id)
+            raise
+        if not isinstance(done, CallDone):
+            proto.cancel(call_id)
+            raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
+        value = done.result()
+    except BaseException as exc:
+        if span is not None:
+            span.end(exc)
         raise
-    except BaseException:
-        proto.cancel(call_id)
-        raise
-    try:
-        done = yield WaitFor(call_id=call_id, token=token)
-    except BaseException:
-        # The caller stopped waiting (cancelled, interrupted): the call ends here, so its
-        # pending entry must go too.
-        proto.cancel(call_id)
-        raise
-    if not isinstance(done, CallDone):
-        proto.cancel(call_id)
-        raise ProtocolViolation(f"{method}: wait ended with {done!r}, not a CallDone")
-    return done.result()
+    if span is not None:
+        span.end()
+    return value

@@ -23,6 +23,7 @@ from ._envelope import error_reply_properties, parse_request, reply_properties
 from ._errors import EncodeError, ProtocolViolation, UsageError
 from ._events import Ack, Action, Delivery, Invoke, Outcome, Publish, Received, Reject, Request
 from ._formatters import Formatter, pack_body, unpack_body
+from ._tracing import server_span
 
 __all__ = [
     "DEFAULT_DEADLINE_SKEW",
@@ -76,11 +77,15 @@ def call_handler(invoke: Invoke, clock: Callable[[], float]) -> Outcome:
     if invoke.stale_after is not None and clock() > invoke.stale_after:
         return _STALE
     token = serving(invoke.request.deadline)  # the handler's own calls inherit the deadline
+    span = invoke.request.span  # and are children of its span
+    scope = None if span is None else span.enter()
     try:
         return Outcome(value=invoke.handler.func(invoke.arg))
     except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
         return Outcome(error=exc)
     finally:
+        if span is not None:
+            span.leave(scope)
         served(token)
 
 
@@ -90,11 +95,15 @@ async def call_handler_async(invoke: Invoke, clock: Callable[[], float]) -> Outc
     if invoke.stale_after is not None and clock() > invoke.stale_after:
         return _STALE
     token = serving(invoke.request.deadline)
+    span = invoke.request.span
+    scope = None if span is None else span.enter()
     try:
         return Outcome(value=await invoke.handler.func(invoke.arg))
     except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error reply
         return Outcome(error=exc)
     finally:
+        if span is not None:
+            span.leave(scope)
         served(token)
 
 
@@ -141,6 +150,7 @@ class ServerProtocol:
         self.ack: AckMode = ack
         self.max_body_size = max_body_size
         self.queues = frozenset(queues)  # the request queues this server consumes
+        self._destination = next(iter(self.queues)) if len(self.queues) == 1 else None
         self.deadline_skew = float(deadline_skew)
         if not (isinstance(max_redeliveries, int) and max_redeliveries >= 0):
             raise UsageError(f"max_redeliveries must be an int >= 0, not {max_redeliveries!r}")
@@ -179,6 +189,12 @@ class ServerProtocol:
             return self._refuse_loop(tag, request, early)
         if request.bad_deadline:
             self.stats.bad_deadline += 1
+        found = self.registry.lookup(request.method)
+        # From here every request gets a reply (or, past its deadline, none): its span ends then.
+        request.span = server_span(
+            delivery.properties.headers, None if isinstance(found, NotFound) else found.name,
+            call_id=request.call_id, reply_queue=request.reply_queue, queue=self._destination,
+        )  # fmt: skip
         self._states[tag] = DeliveryState.RECEIVED
         if self._too_often(request, delivery.redelivered):
             self.stats.poison += 1
@@ -194,7 +210,6 @@ class ServerProtocol:
             text = f"amqprpc: request body of {len(delivery.body)} bytes exceeds the limit"
             error = ProtocolViolation(f"{text} of {self.max_body_size} bytes")
             return Received(actions=early + self._answer(tag, request, Outcome(error=error)))
-        found = self.registry.lookup(request.method)
         if isinstance(found, NotFound):
             reply = self._reply(request, b"", found.text, None)
             return Received(actions=(*early, *self._settle(tag, reply)))
@@ -245,6 +260,8 @@ class ServerProtocol:
         A handler whose channel was lost meanwhile (`channel_lost`) still gets its reply
         published, on the new channel, but no ack: the broker has requeued its request.
         """
+        if invoke.request.span is not None:
+            invoke.request.span.handled(outcome.error, stale=outcome.stale)
         if invoke.channel != self._channel:
             return () if outcome.stale else (self._reply_for(invoke.request, outcome),)
         if outcome.stale:
@@ -301,6 +318,8 @@ class ServerProtocol:
         else:
             properties = error_reply_properties(request, error, error_type)
             body = self._error_body
+        if request.span is not None:
+            request.span.end(error, error_type)
         return Publish(routing_key=request.reply_queue, properties=properties, body=body)
 
     def _settle(self, tag: int, reply: Publish) -> tuple[Action, ...]:

@@ -22,6 +22,7 @@ from .._errors import BrokerError, ConnectionLost, RPCError
 from .._events import IGNORED, Action, CallDone, Delivery, Publish, Returned, WaitFor
 from .._link import Connector, Finished, Link, advance, no_wait, run
 from .._ops import Op, call_op, client_setup_op, close_op
+from .._tracing import Caller
 
 __all__ = ["Call", "Future", "IoThread", "Submitted", "settle_future"]
 
@@ -29,8 +30,11 @@ logger = logging.getLogger(__name__)
 
 Future = concurrent.futures.Future[Any]
 # method, arg, timeout, when (the link's clock), its future, when (Unix time), the deadline
-# it inherits from a request being served (read on the caller's thread: `request_deadline`)
-Submitted = tuple[str, object, "float | None", float, Future, float, "float | None"]
+# it inherits from a request being served and its trace context (both read on the caller's
+# thread: `request_deadline`, `_tracing.caller`)
+Submitted = tuple[
+    str, object, "float | None", float, Future, float, "float | None", "Caller | None"
+]
 
 
 class Call:
@@ -215,13 +219,13 @@ class IoThread:
             submitted = list(self._inbox)
             self._inbox.clear()
         link = self._link
-        for method, arg, timeout, now, future, wall, inherited in submitted:
+        for method, arg, timeout, now, future, wall, inherited, caller in submitted:
             if future.cancelled():
                 continue  # cancelled before it was started
             call = Call(future)
             call.op = call_op(
                 self._proto, method, arg, now=now, timeout=timeout, token=call, wall=wall,
-                inherited=inherited,
+                inherited=inherited, caller=caller,
             )  # fmt: skip
             try:
                 call.step = next(call.op)
