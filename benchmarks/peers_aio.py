@@ -239,12 +239,43 @@ async def client_aiopika(queue: str, calls: int, inflight: int, warmup: int) -> 
     return result
 
 
+def _traced(run: Callable[..., Awaitable[Any]], tracing: str) -> Callable[..., Awaitable[Any]]:
+    """`run` in a process with OpenTelemetry set up: "off" imports the API and sets no tracer
+    provider (tracing installed, not configured); "on" sets the SDK's provider, with a batch
+    processor and an exporter that drops every span (the cost of making them, not of sending
+    them anywhere)."""
+
+    async def traced(*args: Any) -> Any:
+        from opentelemetry import trace
+
+        if tracing == "on":
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import (
+                BatchSpanProcessor,
+                SpanExporter,
+                SpanExportResult,
+            )
+
+            class Dropped(SpanExporter):
+                def export(self, spans: Any) -> SpanExportResult:
+                    return SpanExportResult.SUCCESS
+
+            provider = TracerProvider()
+            provider.add_span_processor(BatchSpanProcessor(Dropped()))
+            trace.set_tracer_provider(provider)
+        return await run(*args)
+
+    return traced
+
+
 SERVERS: dict[str, Callable[[str], Awaitable[None]]] = {
     "amqprpc-aio": serve_amqprpc,
     "amqprpc-aiormq": functools.partial(serve_amqprpc, backend="aiormq"),
     "raw-aioamqp": serve_raw,
     "raw-aiormq": serve_raw_aiormq,
     "aio-pika": serve_aiopika,
+    "amqprpc-aio-otel-off": _traced(serve_amqprpc, "off"),
+    "amqprpc-aio-otel-on": _traced(serve_amqprpc, "on"),
 }
 CLIENTS: dict[str, Callable[[str, int, int, int], Awaitable[dict[str, Any]]]] = {
     "amqprpc-aio": client_amqprpc,
@@ -252,4 +283,6 @@ CLIENTS: dict[str, Callable[[str, int, int, int], Awaitable[dict[str, Any]]]] = 
     "raw-aioamqp": client_raw,
     "raw-aiormq": client_raw_aiormq,
     "aio-pika": client_aiopika,
+    "amqprpc-aio-otel-off": _traced(client_amqprpc, "off"),
+    "amqprpc-aio-otel-on": _traced(client_amqprpc, "on"),
 }

@@ -68,7 +68,15 @@ SIDES = {
     "py-go": Side("amqprpc-aio", "go", "tput", "amqprpc async client -> Go server"),
     "go-go": Side("go", "go", "tput", "Go client -> Go server"),
     "aio-pika": Side("aio-pika", "aio-pika", "tput", "aio-pika JsonRPC -> aio-pika JsonRPC"),
-}
+    "otel-off": Side(
+        "amqprpc-aio-otel-off", "amqprpc-aio-otel-off", "tput",
+        "amqprpc async, OpenTelemetry imported, no tracer provider",
+    ),
+    "otel-on": Side(
+        "amqprpc-aio-otel-on", "amqprpc-aio-otel-on", "tput",
+        "amqprpc async, tracing on (SDK provider, spans dropped)",
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,18 @@ ROWS = [
         ">=", 3.0, ours="aio", base="aio-pika",
         description="amqprpc async client and server, calls/s, against aio-pika's JsonRPC "
         "pattern on both sides (publisher confirms off, prefetch as ours)",
+    ),
+    Row(
+        "otel-off", "tracing installed, off", "tracing not loaded", "otel", "calls_per_s", ">=",
+        0.97, ours="otel-off", base="aio",
+        description="amqprpc async client and server with opentelemetry-api imported and no "
+        "tracer provider set, calls/s, against the same with OpenTelemetry never imported",
+    ),
+    Row(
+        "otel-on", "tracing on (report)", "tracing not loaded", "otel", "calls_per_s", ">=",
+        0.0, ours="otel-on", base="aio",
+        description="amqprpc async client and server with the OpenTelemetry SDK's provider set "
+        "(batch processor, spans dropped), calls/s, against no tracing: reported, no target",
     ),
     Row(
         "core", "core CPU over base, Json", "encode+decode", "core", "core_us", "<=", 5.0,
