@@ -157,13 +157,13 @@ def client_setup_op(reply_queue: str) -> Op[Any, None]:
 def call_op(
     proto: ClientProtocol[T], method: str, arg: object, *, now: float,
     timeout: float | None = None, token: T, wall: float | None = None,
-    inherited: float | None = None, caller: Caller | None = None,
+    inherited: float | None = None, trace: Caller | None = None,
 ) -> Op[T, object]:  # fmt: skip
     """One call: publish the request, wait for its end. Returns the result.
 
     `wall` (Unix time now) and `inherited` (the served request's deadline, read in the
-    caller's context) are as for `ClientProtocol.start_call`. `caller` is the caller's trace
-    context (`_tracing.caller()`, read in the caller's context too): given, the call is traced
+    caller's context) are as for `ClientProtocol.start_call`. `trace` is the caller's trace
+    context (`trace_context()`, read in the caller's context too): given, the call is traced
     by a CLIENT span from here to its end.
 
     A publish that fails ends the call as UNSENT and raises the link's error; any other
@@ -171,7 +171,7 @@ def call_op(
     propagates. Raises the call's RPCError (RemoteError, RPCTimeout, Unroutable,
     ConnectionLost, ...).
     """
-    span = None if caller is None else ClientSpan(caller, method, proto.request_queue)
+    span = None if trace is None else ClientSpan(trace, method, proto.request_queue)
     try:
         started = proto.start_call(
             method, arg, now=now, timeout=timeout, token=token, wall=wall, inherited=inherited,

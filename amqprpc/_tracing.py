@@ -28,10 +28,10 @@ __all__ = [
     "Caller",
     "ClientSpan",
     "ServerSpan",
-    "caller",
     "error_type",
     "server_span",
     "span_name",
+    "trace_context",
 ]
 
 RPC_SYSTEM = "amqprpc"
@@ -149,7 +149,7 @@ class Caller:
         self.context = context
 
 
-def caller() -> Caller | None:
+def trace_context() -> Caller | None:
     """The caller's trace context, read in the caller's own thread or task, or None when
     tracing is off (then nothing more is done for the call)."""
     api = _active()

@@ -89,6 +89,7 @@ from ._server import (
     call_handler,
     call_handler_async,
 )
+from ._tracing import trace_context
 
 __all__ = [
     "DEFAULT_DEADLINE_SKEW",
@@ -162,4 +163,5 @@ __all__ = [
     "run",
     "run_async",
     "server_setup_op",
+    "trace_context",
 ]

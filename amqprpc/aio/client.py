@@ -24,7 +24,7 @@ from .._link import AsyncLink, no_wait, run_async
 from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from .._tracing import caller
+from .._tracing import trace_context
 from .._urls import urls_of
 from ._open import link_for, open_link, url_backend
 
@@ -92,7 +92,7 @@ class AsyncClientCodec(ClientView):
         future: _Future = self._loop.create_future()
         op = call_op(
             self._proto, method, arg, now=link.now(), timeout=timeout, token=future,
-            wall=time.time(), inherited=request_deadline(), caller=caller(),
+            wall=time.time(), inherited=request_deadline(), trace=trace_context(),
         )  # fmt: skip
         return await run_async(op, link, self._wait)
 

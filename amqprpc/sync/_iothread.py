@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 Future = concurrent.futures.Future[Any]
 # method, arg, timeout, when (the link's clock), its future, when (Unix time), the deadline
 # it inherits from a request being served and its trace context (both read on the caller's
-# thread: `request_deadline`, `_tracing.caller`)
+# thread: `request_deadline`, `trace_context`)
 Submitted = tuple[
     str, object, "float | None", float, Future, float, "float | None", "Caller | None"
 ]
@@ -219,13 +219,13 @@ class IoThread:
             submitted = list(self._inbox)
             self._inbox.clear()
         link = self._link
-        for method, arg, timeout, now, future, wall, inherited, caller in submitted:
+        for method, arg, timeout, now, future, wall, inherited, trace in submitted:
             if future.cancelled():
                 continue  # cancelled before it was started
             call = Call(future)
             call.op = call_op(
                 self._proto, method, arg, now=now, timeout=timeout, token=call, wall=wall,
-                inherited=inherited, caller=caller,
+                inherited=inherited, trace=trace,
             )  # fmt: skip
             try:
                 call.step = next(call.op)

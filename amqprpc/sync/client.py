@@ -28,7 +28,7 @@ from .._link import Connector, Link, no_wait, run
 from .._ops import call_op, client_setup_op, close_op
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from .._tracing import caller
+from .._tracing import trace_context
 from ._link import PikaConnector, connection_parameters, is_connection, open_link
 from ._state import Slot
 from .threadsafe import ThreadSafeClientCodec, new_protocol
@@ -67,7 +67,7 @@ class ClientCodec(ClientView):
             run(client_setup_op(self._proto.reply_queue), self._link, no_wait)
         op = call_op(
             self._proto, method, arg, now=self._link.now(), timeout=timeout, token=Slot(),
-            wall=time.time(), inherited=request_deadline(), caller=caller(),
+            wall=time.time(), inherited=request_deadline(), trace=trace_context(),
         )  # fmt: skip
         return run(op, self._link, self._wait)
 

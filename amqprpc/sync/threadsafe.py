@@ -27,7 +27,7 @@ from .._formatters import FormatterLike
 from .._link import Connector
 from .._proxy import ServiceProxy
 from .._server import DEFAULT_MAX_BODY_SIZE
-from .._tracing import caller
+from .._tracing import trace_context
 from ._iothread import Call, Future, IoThread, Submitted, settle_future
 
 __all__ = ["ThreadSafeClientCodec"]
@@ -122,7 +122,7 @@ class ThreadSafeClientCodec(ClientView):
         future: Future = concurrent.futures.Future()
         # The call's time starts here: connecting, when it must, is part of it.
         now, wall, inherited = self._connector.now(), time.time(), request_deadline()
-        self._submit([(method, arg, timeout, now, future, wall, inherited, caller())])
+        self._submit([(method, arg, timeout, now, future, wall, inherited, trace_context())])
         return future
 
     def _submit(self, calls: list[Submitted]) -> None:

@@ -16,7 +16,7 @@ import amqprpc
 from amqprpc import Registry
 from amqprpc._events import CallDone, Delivery, Outcome, WaitFor
 from amqprpc._ops import call_op
-from amqprpc._tracing import caller, error_type, span_name
+from amqprpc._tracing import error_type, span_name, trace_context
 from tests.core.helpers import REQUEST_QUEUE, WALL_NOW, LoopbackPair, wire
 from tests.otel import Spans, spans_fixture  # noqa: F401 - the `spans` fixture
 
@@ -59,7 +59,9 @@ def pair_for(service: object) -> LoopbackPair:
 
 def call(pair: LoopbackPair, method: str, arg: object, **options: Any) -> Any:
     """One call through `call_op`, as every client makes it, over the loopback pair."""
-    op = call_op(pair.client, method, arg, now=pair.now, token=method, caller=caller(), **options)
+    op = call_op(
+        pair.client, method, arg, now=pair.now, token=method, trace=trace_context(), **options
+    )
     publish = next(op)
     wait = op.send(None)
     assert isinstance(wait, WaitFor)
@@ -106,7 +108,7 @@ def test_a_call_makes_a_client_span_and_a_server_span_its_child(spans: Spans) ->
 def test_the_request_carries_traceparent_and_the_deadline(spans: Spans) -> None:
     pair = pair_for(Arith())
     op = call_op(pair.client, "Arith.Mul", {"A": 1, "B": 2}, now=pair.now, token="t",
-                 caller=caller(), wall=WALL_NOW)  # fmt: skip
+                 trace=trace_context(), wall=WALL_NOW)  # fmt: skip
     publish = next(op)
     headers = wire(publish.properties, publish.body).headers
     assert headers is not None
@@ -163,7 +165,7 @@ def test_a_handler_exception_fails_both_spans(spans: Spans) -> None:
 def test_a_timeout_fails_the_client_span(spans: Spans) -> None:
     pair = pair_for(Arith())
     op = call_op(pair.client, "Arith.Mul", {"A": 1, "B": 2}, now=pair.now, token="t",
-                 timeout=1.0, caller=caller())  # fmt: skip
+                 timeout=1.0, trace=trace_context())  # fmt: skip
     next(op)  # published; no server answers
     op.send(None)
     (done,) = pair.client.expire(pair.now + 2)
@@ -200,7 +202,7 @@ def test_an_unknown_method_has_a_server_span_of_no_method_name(spans: Spans) -> 
 def test_a_request_past_its_deadline_ends_its_span_without_a_reply(spans: Spans) -> None:
     pair = pair_for(Arith())
     op = call_op(pair.client, "Arith.Mul", {"A": 1, "B": 2}, now=pair.now, token="t",
-                 caller=caller(), wall=WALL_NOW - 60, timeout=1.0)  # fmt: skip
+                 trace=trace_context(), wall=WALL_NOW - 60, timeout=1.0)  # fmt: skip
     served = pair.serve(next(op))
     assert served.replies == []
     assert pair.server.stats.expired == 1
@@ -249,15 +251,15 @@ NO_PROVIDER = """
 import sys
 import opentelemetry.trace
 import amqprpc
-from amqprpc._tracing import caller
+from amqprpc._tracing import trace_context
 from tests.core.helpers import LoopbackPair
-assert caller() is None, "no provider: tracing is off"
+assert trace_context() is None, "no provider: tracing is off"
 pair = LoopbackPair(registry=amqprpc.Registry())
 started = pair.start("Arith.Mul", 1)
 assert started.publish.properties.headers is None
 from opentelemetry.sdk.trace import TracerProvider
 opentelemetry.trace.set_tracer_provider(TracerProvider())
-assert caller() is not None, "a provider set after import amqprpc counts"
+assert trace_context() is not None, "a provider set after import amqprpc counts"
 print("ok")
 """
 
@@ -272,13 +274,13 @@ NOT_IMPORTED = """
 import sys
 import amqprpc
 from amqprpc._ops import call_op
-from amqprpc._tracing import caller
+from amqprpc._tracing import trace_context
 from tests.core.helpers import LoopbackPair
-assert caller() is None
+assert trace_context() is None
 registry = amqprpc.Registry()
 registry.register(lambda x: x, name="Echo")
 pair = LoopbackPair(registry=registry)
-op = call_op(pair.client, "Echo", 1, now=pair.now, token="t", caller=caller())
+op = call_op(pair.client, "Echo", 1, now=pair.now, token="t", trace=trace_context())
 pair.serve(next(op))
 assert not [m for m in sys.modules if m.startswith("opentelemetry")], "loaded"
 print("ok")
