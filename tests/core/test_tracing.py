@@ -291,3 +291,15 @@ def test_calls_and_requests_never_load_opentelemetry() -> None:
     result = subprocess.run([sys.executable, "-c", NOT_IMPORTED], capture_output=True,
                             text=True, timeout=60)  # fmt: skip
     assert result.stdout == "ok\n", result.stderr
+
+
+def test_a_request_answered_on_the_spot_ends_its_span_with_the_reply(spans: Spans) -> None:
+    pair = pair_for(Arith())
+    publish = pair.start("Arith.Mul", {"A": 1, "B": 2}).publish
+    publish.body = b"{not json"
+    served = pair.serve(publish)
+    assert served.reply.properties.headers["error_type"] == "ProtocolViolation"
+    server = one(spans, SpanKind.SERVER)
+    assert server.name == "Arith/Mul"
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes["error.type"] == "ProtocolViolation"
