@@ -303,3 +303,17 @@ def test_a_request_answered_on_the_spot_ends_its_span_with_the_reply(spans: Span
     assert server.name == "Arith/Mul"
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes["error.type"] == "ProtocolViolation"
+
+
+@pytest.mark.parametrize("value", ["garbage", 42, b"\xff\xfe", ""])
+def test_a_malformed_traceparent_starts_a_new_trace(spans: Spans, value: object) -> None:
+    pair = pair_for(Arith())
+    publish = pair.start("Arith.Mul", {"A": 2, "B": 2}).publish
+    publish.properties.headers = {"traceparent": value}
+    delivery = Delivery(properties=publish.properties, body=publish.body, delivery_tag=1)
+    received = pair.server.receive(delivery)
+    assert received.invoke is not None
+    pair.server.finish(received.invoke, Outcome(value=4))
+    server = one(spans, SpanKind.SERVER)
+    assert server.parent is None
+    assert server.status.status_code is StatusCode.UNSET
