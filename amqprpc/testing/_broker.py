@@ -154,8 +154,19 @@ class MemoryBroker:
     def cut(self, link: LinkBase) -> None:
         """Drop `link`'s connection, as a network failure does."""
         owner = link.connection
-        for each in list(owner.links) if owner is not None else [link]:
-            self.close_link(each, "the connection was cut")
+        if owner is None:
+            self.close_link(link, "the connection was cut")
+        else:
+            self.close_connection(owner, "the connection was cut")
+
+    def close_connection(self, connection: MemoryConnection, reason: str | None) -> None:
+        """Close a shared connection: each of its channels, then its exclusive queues."""
+        for each in list(connection.links):
+            self.close_link(each, reason)
+        with self._lock:
+            for found in list(self.queues.values()):
+                if found.owner is connection:
+                    del self.queues[found.name]
 
     def cut_consumers(self, queue: str) -> int:
         """Drop the connection of every consumer of `queue` (a crash of its servers); their
@@ -363,12 +374,11 @@ class MemoryBroker:
             owner = link.connection
             if owner is not None and link in owner.links:
                 owner.links.remove(link)
-            gone = owner is None or not owner.links  # the connection's last channel
             requeued = set()
             for found in list(self.queues.values()):
                 found.consumers = [c for c in found.consumers if c.link is not link]
-                lone = found.owner is (owner or link) and gone
-                if lone or (found.auto_delete and not found.consumers):
+                mine = owner is None and found.owner is link  # a link on its own connection
+                if mine or (found.auto_delete and not found.consumers):
                     del self.queues[found.name]
             for queue_name, message in reversed(list(link.unacked.values())):
                 if queue_name in self.queues:

@@ -48,9 +48,8 @@ class MemoryConnection:
         return link
 
     def close(self) -> None:
-        """Close the connection and its channels, as the application would."""
-        for link in list(self.links):
-            self.broker.close_link(link, None)
+        """Close the connection, its channels and its exclusive queues."""
+        self.broker.close_connection(self, None)
 
 
 class LinkBase:

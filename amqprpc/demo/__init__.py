@@ -22,7 +22,8 @@ from typing import Any
 
 import amqprpc
 import amqprpc.aio
-from amqprpc.testing import MemoryBroker
+
+from ..testing import MemoryBroker
 
 __all__ = ["Arith", "main", "run"]
 
@@ -136,7 +137,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _out("every answer was right")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
