@@ -197,8 +197,8 @@ class MemoryBroker:
         RabbitMQ would, ConnectionLost on a closed link."""
         with self._lock:
             if link.closed is not None:
-                if isinstance(action, CloseChannel):
-                    return None  # closing a closed channel: nothing to do
+                if isinstance(action, (CloseChannel, CancelConsume)):
+                    return None  # its consumers went with it: nothing to do, as the adapters
                 raise ConnectionLost(f"performing {type(action).__name__}: {link.closed}")
             if isinstance(action, Publish):
                 self._publish(link, action)

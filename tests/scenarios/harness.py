@@ -18,6 +18,11 @@ import amqprpc
 import amqprpc.aio
 import amqprpc.sync
 from amqprpc.testing import MemoryBroker
+from tests.faults import TcpProxy
+
+
+def _discard(_: object) -> None:
+    """Drops a value (a crash's count of cut connections)."""
 
 
 class Target:
@@ -32,6 +37,11 @@ class Target:
     def consumers(self, queue: str) -> int: ...
     def close(self) -> None: ...
 
+    def crashable(self, queue: str) -> tuple[Any, Callable[[], None]]:
+        """Where a server that the test will crash connects, and how to crash it (its
+        connection drops with no goodbye, as when its process dies)."""
+        raise NotImplementedError
+
 
 class RealTarget(Target):
     """A real RabbitMQ: the codecs get its URL; looking is done over a pika connection."""
@@ -41,6 +51,7 @@ class RealTarget(Target):
     def __init__(self, url: str) -> None:
         self.where = url
         self._url = url
+        self._proxies: list[TcpProxy] = []
 
     def _channel_op(self, op: Callable[[Any], Any]) -> Any:
         connection = pika.BlockingConnection(pika.URLParameters(self._url))
@@ -65,6 +76,15 @@ class RealTarget(Target):
 
     def depth(self, queue: str) -> int:
         return int(self._declared(queue).message_count)
+
+    def crashable(self, queue: str) -> tuple[Any, Callable[[], None]]:
+        proxy = TcpProxy(self._url)
+        self._proxies.append(proxy)
+        return proxy.url, lambda: _discard(proxy.cut())
+
+    def close(self) -> None:
+        for proxy in self._proxies:
+            proxy.close()
 
     def consumers(self, queue: str) -> int:
         declared = self._declared(queue)
@@ -92,6 +112,9 @@ class MemoryTarget(Target):
     def consumers(self, queue: str) -> int:
         return self.broker.consumers(queue)
 
+    def crashable(self, queue: str) -> tuple[Any, Callable[[], None]]:
+        return self.broker, lambda: _discard(self.broker.cut_consumers(queue))
+
     def close(self) -> None:
         self.broker.close()
 
@@ -108,17 +131,25 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bo
         await asyncio.sleep(0.02)
 
 
+def _serve_until_lost(server: Any) -> None:
+    try:
+        server.serve_forever()
+    except amqprpc.ConnectionLost:
+        pass  # crashed by the test
+
+
 @contextlib.asynccontextmanager
-async def serving(target: Target, queue: str, service: object, kind: str,
-                  **options: Any) -> AsyncIterator[Any]:  # fmt: skip
+async def serving(target: Target, queue: str, service: object, kind: str, *,
+                  where: Any = None, **options: Any) -> AsyncIterator[Any]:  # fmt: skip
     """A server of `kind` ("sync" or "async") serving `service` on `queue` until the block
-    ends."""
+    ends; on `where` instead of the target's own place (a crashable one) if given."""
+    where = target.where if where is None else where
     if kind == "sync":
         server = await asyncio.to_thread(
-            amqprpc.sync.server_codec, target.where, queue, amqprpc.Json, **options
+            amqprpc.sync.server_codec, where, queue, amqprpc.Json, **options
         )
         server.register(service)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=_serve_until_lost, args=(server,), daemon=True)
         thread.start()
         assert await asyncio.to_thread(server.wait_started, 10)
         try:
@@ -128,7 +159,7 @@ async def serving(target: Target, queue: str, service: object, kind: str,
             await asyncio.to_thread(thread.join, 15)
             assert not thread.is_alive()
     else:
-        aserver = await amqprpc.aio.server_codec(target.where, queue, amqprpc.Json, **options)
+        aserver = await amqprpc.aio.server_codec(where, queue, amqprpc.Json, **options)
         aserver.register(service)
         await aserver.started()
         try:

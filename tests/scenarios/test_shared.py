@@ -1,6 +1,7 @@
 """Scenarios that run on a real RabbitMQ and on the in-memory broker with the same
 expectations: calls and errors, routing, expiry, correlation under concurrency, consumers,
-prefetch, queue deletion and deadlines, for every client kind against every server kind."""
+prefetch, queue deletion, deadlines and a crashed server's request, for every client kind
+against every server kind."""
 
 from __future__ import annotations
 
@@ -150,3 +151,25 @@ async def test_a_handler_sees_the_callers_deadline(
         before = time.time()
         deadline = await client.call("Arith.Deadline", None, timeout=5)
         assert before + 4 < deadline <= time.time() + 5.002  # carried in whole milliseconds
+
+
+@pytest.mark.parametrize(("ack", "rerun"), [("late", True), ("early", False)])
+async def test_a_crashed_servers_request_is_run_by_the_next_server_only_with_late_acks(
+    target: Target, queue: str, server_kind: str, ack: str, rerun: bool
+) -> None:
+    crashing, other = Arith(), Arith()
+    crashing.gate.clear()
+    where, crash = target.crashable(queue)
+    async with calling(target, queue, "async") as client:
+        async with serving(target, queue, crashing, server_kind, where=where, ack=ack):
+            call = asyncio.ensure_future(client.call("Arith.Hold", "x", timeout=3))
+            assert await asyncio.to_thread(crashing.entered.acquire, True, 10)
+            crash()
+            assert await eventually(lambda: target.consumers(queue) == 0)
+            async with serving(target, queue, other, server_kind, ack=ack):
+                if rerun:
+                    assert await call == "x"  # redelivered, and answered by the other
+                else:
+                    with pytest.raises(amqprpc.RPCTimeout):
+                        await call  # acked on receipt: it died with its server
+            crashing.gate.set()
