@@ -1,6 +1,6 @@
-"""README's Python snippets run as written: the scripts against a real broker while the
-shipped example server (examples/pyserver.py, `Arith` on "testrpc") serves, the
-"Testing your service without a broker" tests under pytest on the in-memory broker.
+"""The Python snippets of README and docs/ run as written: the scripts against a real broker
+while the shipped example server (examples/pyserver.py, `Arith` on "testrpc") serves, the
+servers until SIGINT, and the tests of docs/testing.md under pytest on the in-memory broker.
 A snippet that cannot run alone is listed in FRAGMENTS with the reason."""
 
 from __future__ import annotations
@@ -22,14 +22,21 @@ import amqprpc.sync
 from tests.integration.raw import delete_queue
 
 ROOT = Path(__file__).resolve().parent.parent
-SNIPPETS = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SNIPPETS = [
+    (f"{page.stem}-{number}", snippet)
+    for page in PAGES
+    for number, snippet in enumerate(
+        re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+    )
+]
 
 # Snippets that are parts of a program rather than programs, by a line they contain.
 FRAGMENTS = {
     "def mul(request: HttpRequest)": "a Django view: examples/django_app runs it (test_django)",
     "broker.example:5671": "TLS to a host and CA of the reader's own (test_tls covers both)",
 }
-SERVES_FOREVER = "server.serve_forever()     # until"
+SERVES_FOREVER = re.compile(r"^server\.serve_forever\(\)", re.M)  # a module-level server
 
 
 def _kind(snippet: str) -> str:
@@ -37,7 +44,7 @@ def _kind(snippet: str) -> str:
         return "fragment"
     if "def test_" in snippet:
         return "pytest"
-    if SERVES_FOREVER in snippet:
+    if SERVES_FOREVER.search(snippet):
         return "server"
     return "script"
 
@@ -48,19 +55,21 @@ def _needs(snippet: str) -> list[str]:
 
 def _runnable(kind: str) -> list[object]:
     params = []
-    for number, snippet in enumerate(SNIPPETS):
+    for name, snippet in SNIPPETS:
         if _kind(snippet) != kind:
             continue
         if any(importlib.util.find_spec(name) is None for name in _needs(snippet)):
             continue  # a library this Python does not get (aiormq on 3.10): not collected
-        params.append(pytest.param(snippet, id=f"snippet{number}"))
+        params.append(pytest.param(snippet, id=name))
     return params
 
 
 def test_every_snippet_is_run_or_named_a_fragment() -> None:
-    kinds = [_kind(snippet) for snippet in SNIPPETS]
-    assert kinds.count("fragment") == len(FRAGMENTS)  # each reason still names a snippet
-    assert kinds.count("pytest") >= 1 and kinds.count("script") >= 4
+    kinds = [_kind(snippet) for _, snippet in SNIPPETS]
+    for line in FRAGMENTS:  # each reason still names a snippet
+        assert any(line in snippet for _, snippet in SNIPPETS), line
+    assert kinds.count("pytest") >= 2 and kinds.count("server") >= 2
+    assert kinds.count("script") >= 10
 
 
 @pytest.fixture(scope="module")
