@@ -51,7 +51,8 @@ Each line starts with ok, warn or FAIL. For QUEUE: whether it exists, its kind (
 transient; classic, quorum or stream), the messages ready and the consumers, then a ping:
 a call of {PING_METHOD}, which no server has, so any server (Python or Go) answers it
 with an error ("rpc: can't find service ..."), which proves a server is there; no answer
-within --timeout means none is. QUEUE is never created or changed.
+within --timeout means none is. A queue without consumers fails the ping unasked: no
+request is sent, as it would only wait in the queue. QUEUE is never created or changed.
 
 exit codes:
   0  no check failed (warnings allowed)
@@ -80,15 +81,15 @@ class Verdict:
 
 
 def _ok(text: str) -> Verdict:
-    return _ok(text)
+    return Verdict(level="ok", text=text)
 
 
 def _warn(text: str) -> Verdict:
-    return _warn(text)
+    return Verdict(level="warn", text=text)
 
 
 def _fail(text: str) -> Verdict:
-    return _fail(text)
+    return Verdict(level="FAIL", text=text)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -125,16 +126,18 @@ def _doctor(args: argparse.Namespace) -> int:
     try:
         report(_broker(probe))
         report(_transient_queues(target))
-        exists = False
+        consumers = 0
         if args.queue is not None:
-            verdicts = _queue(probe, args.queue)
+            verdicts, consumers = _queue(probe, args.queue)
             for verdict in verdicts:
                 report(verdict)
-            exists = all(verdict.level != "FAIL" for verdict in verdicts)
     finally:
         probe.close()
-    if exists:
+    if consumers:
         report(_ping(args))
+    elif args.queue is not None and not failed:
+        # A request would wait in the queue until it expired: send none.
+        report(_fail(f"ping {args.queue!r}: no server consumes the queue (no request sent)"))
     return EXIT_REMOTE if failed else EXIT_OK
 
 
@@ -200,19 +203,20 @@ def queue_flags(probe: BrokerProbe, queue: str) -> tuple[dict[str, Any], str | N
             if match is None:
                 return learnt, str(exc)
             name, current = match.groups()
-            if name not in guess:
-                return learnt, f"it has arguments, {name!r} among them"
             # The broker checks durable, then auto_delete, then the arguments: a complaint
             # about one confirms those before it.
             order = list(guess)
-            for confirmed in order[: order.index(name)]:
+            for confirmed in order[: order.index(name) if name in guess else 2]:
                 learnt[confirmed] = guess[confirmed]
+            if name not in guess:
+                return learnt, f"it has arguments, {name!r} among them"
             guess[name] = current == "true" if name in ("durable", "auto_delete") else current
             learnt[name] = guess[name]
     return learnt, "the broker's answers did not settle"
 
 
-def _queue(probe: BrokerProbe, queue: str) -> list[Verdict]:
+def _queue(probe: BrokerProbe, queue: str) -> tuple[list[Verdict], int]:
+    # The verdicts on `queue`, and its consumers (0 when it is missing).
     try:
         messages, consumers = probe.declare(queue, passive=True)
     except BrokerError as exc:
@@ -222,14 +226,14 @@ def _queue(probe: BrokerProbe, queue: str) -> list[Verdict]:
                     f"queue {queue!r} does not exist (calls to it "
                     "get Unroutable: start a server, or check the name)"
                 )
-            ]
+            ], 0
         if exc.reply_code == 405:
             return [
                 _fail(
                     f"queue {queue!r} is exclusive to another "
                     "connection (a client's reply queue?), not a request queue"
                 )
-            ]
+            ], 0
         raise
     flags, unknown = queue_flags(probe, queue)
     kind = []
@@ -244,9 +248,7 @@ def _queue(probe: BrokerProbe, queue: str) -> list[Verdict]:
     verdicts = [_ok(f"queue {queue!r}: {facts}")]
     if unknown is not None:
         verdicts.append(_warn(f"queue {queue!r}: kind not fully known ({unknown})"))
-    if consumers == 0:
-        verdicts.append(_warn(f"queue {queue!r} has no consumers: no server serves it now"))
-    return verdicts
+    return verdicts, consumers
 
 
 def _ping(args: argparse.Namespace) -> Verdict:
