@@ -12,6 +12,7 @@ the queue's own. Runs on pika (amqprpc.sync).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import time
 import uuid
@@ -123,16 +124,20 @@ def _doctor(args: argparse.Namespace) -> int:
     except RPCError as exc:
         report(_fail(f"connect: {exc}"))
         return EXIT_REMOTE
+    consumers = 0
     try:
         report(_broker(probe))
         report(_transient_queues(target))
-        consumers = 0
         if args.queue is not None:
             verdicts, consumers = _queue(probe, args.queue)
             for verdict in verdicts:
                 report(verdict)
+    except RPCError as exc:  # the broker went, or refused what no check expects
+        report(_fail(f"{type(exc).__name__}: {exc}"))
+        return EXIT_REMOTE
     finally:
-        probe.close()
+        with contextlib.suppress(RPCError):
+            probe.close()
     if consumers:
         report(_ping(args))
     elif args.queue is not None and not failed:
