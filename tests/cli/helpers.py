@@ -117,11 +117,13 @@ class _Lines:
 
 
 class Served:
-    """`amqprpc serve ARGS...` in a child process, started when its start line is logged."""
+    """`amqprpc serve ARGS...` in a child process (`python -m amqprpc`, or `command`),
+    started when its start line is logged."""
 
-    def __init__(self, *args: str, cwd: Path) -> None:
+    def __init__(self, *args: str, cwd: Path, command: tuple[str, ...] = ()) -> None:
+        command = command or (sys.executable, "-m", "amqprpc")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqprpc", "serve", *args], cwd=cwd, text=True,
+            [*command, "serve", *args], cwd=cwd, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None and self.proc.stderr is not None
