@@ -46,3 +46,10 @@ def test_the_demo_names_a_broker_that_is_not_there() -> None:
     assert done.returncode == 1
     assert "FAILED: ConnectionLost: cannot connect: 127.0.0.1:1" in done.stdout
     assert "refused" in done.stdout
+
+
+def test_the_command_runs_the_demo_too() -> None:
+    done = subprocess.run([sys.executable, "-m", "amqprpc", "demo", "--calls", "50"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    check_table(done.stdout)

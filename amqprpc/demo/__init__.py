@@ -25,7 +25,7 @@ import amqprpc.aio
 
 from ..testing import MemoryBroker
 
-__all__ = ["Arith", "main", "run"]
+__all__ = ["Arith", "add_arguments", "demo", "main", "run"]
 
 
 class Arith:
@@ -121,19 +121,30 @@ async def _sync_calls(where: Any, queue: str, calls: int) -> None:
     _out(f"  {'sync: median latency':<44} {p50:>9.0f} us")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m amqprpc.demo", description=__doc__)
-    parser.add_argument("--url", action="append", help="a real broker (default: in memory)")
-    parser.add_argument("--calls", type=int, default=2000, help="calls per step (2000)")
-    args = parser.parse_args(argv)
-    where: Any = args.url if args.url else MemoryBroker()
-    shown = ", ".join(args.url) if args.url else "the in-memory broker (amqprpc.testing)"
+def demo(urls: list[str] | None, calls: int) -> int:
+    """Run the demo on `urls` (None: the in-memory broker), `calls` calls per step; prints
+    the timings. Returns the exit status: 0 when every answer was right."""
+    where: Any = urls if urls else MemoryBroker()
+    shown = ", ".join(urls) if urls else "the in-memory broker (amqprpc.testing)"
     _out(f"amqprpc {amqprpc.__version__} demo on {shown}")
     try:
-        asyncio.run(run(where, args.calls))
+        asyncio.run(run(where, calls))
     except amqprpc.RPCError as exc:
         _out(f"FAILED: {type(exc).__name__}: {exc}")
         return 1
     _out("every answer was right")
     return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options: `--url` (repeatable) and `--calls`."""
+    parser.add_argument("--url", action="append", help="a real broker (default: in memory)")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per step (2000)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo with command-line arguments `argv`; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m amqprpc.demo", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return demo(args.url, args.calls)
