@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"  # the one place it is written (pyproject.toml reads it from here)
 
 # A library's logs are the application's to show: nothing is printed unless it configures
-# logging (the loggers are "amqprpc" and its modules' names below it; README: Logging).
+# logging (the loggers are "amqprpc" and its modules' names below it; docs/errors.md lists them).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _ASYNC_ENTRY_POINTS = ("client_codec", "server_codec")

@@ -61,7 +61,7 @@ R = TypeVar("R")
 # about 70 in memory). Below GUARD_FROM bytes even that stays within a few MiB, so small
 # bodies take the fast path; larger ones may hold at most one container (array, map or
 # extension) per CONTAINER_BYTES bytes of body, which leaves scalars (a short string: about
-# 20 times its encoding) as the worst case. README's "Bounded input" gives the figures.
+# 20 times its encoding) as the worst case. tests/integration/test_bounded_input.py measures it.
 GUARD_FROM = 64 * 1024
 CONTAINER_BYTES = 16
 

@@ -24,8 +24,11 @@
   is used as is; a content-header frame it fails on is read by the core's lenient decoder
   instead, so one hostile message costs one error reply, not the server or client
   (PROTOCOL.md section 9).
+- **The broker's server properties** (`server_properties`: product, version, ...), from the
+  connection.start method, which pika keeps only on `BlockingConnection._impl`. `amqprpc
+  doctor` reports them; outside the gate it says they are unknown.
 
-Both are used only when the installed pika is a tested version (`SUPPORTED`) and the attributes
+They are used only when the installed pika is a tested version (`SUPPORTED`) and the attributes
 are there (`missing_internals`); otherwise pika is left as it is, and a WARNING names the
 version.
 """
@@ -64,6 +67,7 @@ __all__ = [
     "internals_usable",
     "missing_internals",
     "salvage_frames",
+    "server_properties",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,6 +126,16 @@ def internals_usable(connection: Any) -> bool:
             installed("pika"),
         )
     return not missing
+
+
+def server_properties(connection: Any) -> dict[str, Any] | None:
+    """The server properties the broker sent in connection.start (`product`, `version`,
+    `cluster_name`, ...), or None outside the tested pika versions or when pika keeps them
+    elsewhere."""
+    if outside(SUPPORTED):
+        return None
+    properties = getattr(getattr(connection, "_impl", None), "server_properties", None)
+    return dict(properties) if isinstance(properties, dict) else None
 
 
 class FrameWriter:

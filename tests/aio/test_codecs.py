@@ -1,4 +1,4 @@
-"""The async client and server codecs on the fake broker: no RabbitMQ, no aioamqp."""
+"""The async client and server codecs on the in-memory broker: no RabbitMQ, no aioamqp."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import amqprpc
 import amqprpc.aio
 from amqprpc.protocol import CallState, Properties, Publish, request_queue_declaration
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 
 QUEUE = "testrpc"
 
@@ -37,18 +37,18 @@ class Arith:
 
 
 @pytest.fixture
-def broker() -> FakeBroker:
-    return FakeBroker()
+def broker() -> MemoryBroker:
+    return MemoryBroker()
 
 
-async def serve(broker: FakeBroker, service: object, **options: object):  # type: ignore[no-untyped-def]
+async def serve(broker: MemoryBroker, service: object, **options: object):  # type: ignore[no-untyped-def]
     server = await amqprpc.aio.server_codec(broker, QUEUE, amqprpc.Json, **options)  # type: ignore[arg-type]
     server.register(service, name="Arith")
     await server.started()
     return server
 
 
-async def test_round_trip_concurrent_calls_and_remote_errors(broker: FakeBroker) -> None:
+async def test_round_trip_concurrent_calls_and_remote_errors(broker: MemoryBroker) -> None:
     server = await serve(broker, Arith())
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     results = await asyncio.gather(*(client.call("Arith.Mul", {"A": i, "B": 2}) for i in range(50)))
@@ -60,7 +60,7 @@ async def test_round_trip_concurrent_calls_and_remote_errors(broker: FakeBroker)
     await server.close()
 
 
-async def test_timeouts_share_one_timer_set_by_the_core(broker: FakeBroker) -> None:
+async def test_timeouts_share_one_timer_set_by_the_core(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     started = time.monotonic()
@@ -79,14 +79,14 @@ async def test_timeouts_share_one_timer_set_by_the_core(broker: FakeBroker) -> N
     await client.close()
 
 
-async def test_missing_queue_is_unroutable(broker: FakeBroker) -> None:
+async def test_missing_queue_is_unroutable(broker: MemoryBroker) -> None:
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     with pytest.raises(amqprpc.Unroutable):
         await client.call("Arith.Mul", 1)
     await client.close()
 
 
-async def test_a_cancelled_call_leaves_nothing_behind(broker: FakeBroker) -> None:
+async def test_a_cancelled_call_leaves_nothing_behind(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     client = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     task = asyncio.ensure_future(client.call("Arith.Mul", 1))
@@ -100,7 +100,7 @@ async def test_a_cancelled_call_leaves_nothing_behind(broker: FakeBroker) -> Non
     await client.close()
 
 
-async def test_close_and_connection_loss_end_calls_in_flight(broker: FakeBroker) -> None:
+async def test_close_and_connection_loss_end_calls_in_flight(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     first = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     second = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
@@ -118,7 +118,7 @@ async def test_close_and_connection_loss_end_calls_in_flight(broker: FakeBroker)
     assert second.stats.by_state == {CallState.LOST: 1}
 
 
-async def test_replies_go_only_to_the_codec_that_asked(broker: FakeBroker) -> None:
+async def test_replies_go_only_to_the_codec_that_asked(broker: MemoryBroker) -> None:
     server = await serve(broker, Arith())
     one = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
     two = await amqprpc.aio.client_codec(broker, QUEUE, amqprpc.Json)
@@ -136,7 +136,7 @@ async def test_replies_go_only_to_the_codec_that_asked(broker: FakeBroker) -> No
 
 
 @pytest.mark.parametrize("ack", ["late", "early"])
-async def test_acks_follow_the_mode_and_are_batched(broker: FakeBroker, ack: str) -> None:
+async def test_acks_follow_the_mode_and_are_batched(broker: MemoryBroker, ack: str) -> None:
     service = Arith()
     service.gate.clear()
     server = await serve(broker, service, ack=ack)
@@ -159,7 +159,7 @@ async def test_acks_follow_the_mode_and_are_batched(broker: FakeBroker, ack: str
     await client.close()
 
 
-async def test_close_drains_handlers_then_stops_consuming(broker: FakeBroker) -> None:
+async def test_close_drains_handlers_then_stops_consuming(broker: MemoryBroker) -> None:
     service = Arith()
     service.gate.clear()
     server = await serve(broker, service, grace=5)
@@ -175,14 +175,14 @@ async def test_close_drains_handlers_then_stops_consuming(broker: FakeBroker) ->
     await client.close()
 
 
-async def test_a_lost_server_channel_is_reported(broker: FakeBroker) -> None:
+async def test_a_lost_server_channel_is_reported(broker: MemoryBroker) -> None:
     server = await serve(broker, Arith())
     broker.cut(next(link for link in broker.links if link.sink is server))
     await asyncio.wait_for(server.wait_closed(), 5)
     assert not server.is_open
 
 
-async def test_deleted_queues_are_noticed(broker: FakeBroker) -> None:
+async def test_deleted_queues_are_noticed(broker: MemoryBroker) -> None:
     arith = Arith()
     server = await serve(broker, arith)
     broker.delete_queue(QUEUE)  # the server consumes it again

@@ -1,4 +1,4 @@
-"""A sync server on the fake broker, served from a thread of its own."""
+"""A sync server on the in-memory broker, served from a thread of its own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import amqprpc
 import amqprpc.sync
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 
 QUEUE = "testrpc"
 
@@ -48,7 +48,7 @@ class Arith:
 class ServerThread:
     """`amqprpc.sync.server_codec(broker, ...)` serving `service` until `stop()`."""
 
-    def __init__(self, broker: FakeBroker, service: object, **options: Any) -> None:
+    def __init__(self, broker: MemoryBroker, service: object, **options: Any) -> None:
         self.codec = amqprpc.sync.server_codec(broker, QUEUE, amqprpc.Json, **options)
         self.codec.register(service, name="Arith")
         self.error: BaseException | None = None

@@ -1,4 +1,4 @@
-"""The caller-connection sync client (`ClientCodec`) on the fake broker: no RabbitMQ."""
+"""The caller-connection sync client (`ClientCodec`) on the in-memory broker: no RabbitMQ."""
 
 from __future__ import annotations
 
@@ -10,28 +10,28 @@ import pytest
 import amqprpc
 import amqprpc.sync
 from amqprpc.protocol import CallState, Delivery, Properties, Publish
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 
 from .helpers import QUEUE, Arith, ServerThread
 
 
 @pytest.fixture
-def broker() -> FakeBroker:
-    return FakeBroker()
+def broker() -> MemoryBroker:
+    return MemoryBroker()
 
 
 @pytest.fixture
-def served(broker: FakeBroker):
+def served(broker: MemoryBroker):
     server = ServerThread(broker, Arith())
     yield server
     server.stop()
 
 
-def codec_on(broker: FakeBroker, **options: object) -> amqprpc.sync.ClientCodec:
+def codec_on(broker: MemoryBroker, **options: object) -> amqprpc.sync.ClientCodec:
     return amqprpc.sync.client_codec(broker.connection(), QUEUE, amqprpc.Json, **options)  # type: ignore[arg-type]
 
 
-def test_round_trip_and_remote_error(broker: FakeBroker, served: ServerThread) -> None:
+def test_round_trip_and_remote_error(broker: MemoryBroker, served: ServerThread) -> None:
     codec = codec_on(broker)
     assert codec.client("Arith").Mul({"A": 6, "B": 7}) == 42
     with pytest.raises(amqprpc.RemoteError, match="divide by zero") as info:
@@ -41,7 +41,7 @@ def test_round_trip_and_remote_error(broker: FakeBroker, served: ServerThread) -
     assert codec.reply_queue.startswith("amqprpc.reply.")
 
 
-def test_timeout_is_decided_by_the_core(broker: FakeBroker) -> None:
+def test_timeout_is_decided_by_the_core(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), _declare(QUEUE))  # a queue nobody consumes
     codec = codec_on(broker)
     started = time.monotonic()
@@ -54,14 +54,14 @@ def test_timeout_is_decided_by_the_core(broker: FakeBroker) -> None:
     assert isinstance(publish, Publish) and publish.properties.expiration == "200"
 
 
-def test_missing_queue_is_unroutable(broker: FakeBroker) -> None:
+def test_missing_queue_is_unroutable(broker: MemoryBroker) -> None:
     codec = codec_on(broker)
     with pytest.raises(amqprpc.Unroutable, match="no queue named 'testrpc'"):
         codec.call("Arith.Mul", {"A": 1, "B": 2}, timeout=5)
     assert codec.pending == 0
 
 
-def test_connection_loss_fails_the_call_and_later_ones(broker: FakeBroker) -> None:
+def test_connection_loss_fails_the_call_and_later_ones(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), _declare(QUEUE))
     codec = codec_on(broker)
     link = broker.links[-1]
@@ -76,7 +76,7 @@ def test_connection_loss_fails_the_call_and_later_ones(broker: FakeBroker) -> No
         codec.call("Arith.Mul", {"A": 1, "B": 2})
 
 
-def test_close_then_call_fails_at_once(broker: FakeBroker, served: ServerThread) -> None:
+def test_close_then_call_fails_at_once(broker: MemoryBroker, served: ServerThread) -> None:
     codec = codec_on(broker)
     assert codec.call("Arith.Echo", "x") == "x"
     codec.close()
@@ -85,7 +85,7 @@ def test_close_then_call_fails_at_once(broker: FakeBroker, served: ServerThread)
     assert broker.consumers(codec.reply_queue) == 0  # its exclusive queue went with it
 
 
-def test_another_thread_is_refused(broker: FakeBroker, served: ServerThread) -> None:
+def test_another_thread_is_refused(broker: MemoryBroker, served: ServerThread) -> None:
     codec = codec_on(broker)
     errors: list[BaseException] = []
 
@@ -102,7 +102,7 @@ def test_another_thread_is_refused(broker: FakeBroker, served: ServerThread) -> 
 
 
 def test_stray_replies_are_counted_and_calls_still_get_their_own(
-    broker: FakeBroker, served: ServerThread
+    broker: MemoryBroker, served: ServerThread
 ) -> None:
     codec = codec_on(broker)
     other = codec_on(broker)
@@ -115,7 +115,7 @@ def test_stray_replies_are_counted_and_calls_still_get_their_own(
     assert (other.stats.unknown, other.malformed) == (0, 0)
 
 
-def test_an_interrupted_wait_leaves_nothing_behind(broker: FakeBroker) -> None:
+def test_an_interrupted_wait_leaves_nothing_behind(broker: MemoryBroker) -> None:
     broker.perform(broker.connect(), _declare(QUEUE))
     codec = codec_on(broker)
 

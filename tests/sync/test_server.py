@@ -1,4 +1,4 @@
-"""The sync server (`ServerCodec`) on the fake broker: acks as the core decides them."""
+"""The sync server (`ServerCodec`) on the in-memory broker: acks as the core decides them."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import pytest
 import amqprpc
 import amqprpc.sync
 from amqprpc.protocol import Properties, Publish, request_queue_declaration
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 
 from .helpers import QUEUE, Arith, ServerThread
 
 
 @pytest.fixture
-def broker() -> FakeBroker:
-    return FakeBroker()
+def broker() -> MemoryBroker:
+    return MemoryBroker()
 
 
-def replies_and_acks(broker: FakeBroker, reply_queue: str) -> list[tuple[str, object]]:
+def replies_and_acks(broker: MemoryBroker, reply_queue: str) -> list[tuple[str, object]]:
     """The broker's log of the server's side: replies to `reply_queue`, acks and rejects."""
     return [
         (what, detail)
@@ -30,7 +30,7 @@ def replies_and_acks(broker: FakeBroker, reply_queue: str) -> list[tuple[str, ob
 
 @pytest.mark.parametrize("ack", ["late", "early"])
 def test_each_request_is_acked_once_in_the_order_its_mode_says(
-    broker: FakeBroker, ack: str
+    broker: MemoryBroker, ack: str
 ) -> None:
     service = Arith()
     server = ServerThread(broker, service, ack=ack)
@@ -46,7 +46,7 @@ def test_each_request_is_acked_once_in_the_order_its_mode_says(
         server.stop()
 
 
-def test_late_acks_go_after_the_replies_each_tag_once(broker: FakeBroker) -> None:
+def test_late_acks_go_after_the_replies_each_tag_once(broker: MemoryBroker) -> None:
     service = Arith()
     service.gate.clear()
     server = ServerThread(broker, service, max_workers=8)
@@ -67,7 +67,7 @@ def test_late_acks_go_after_the_replies_each_tag_once(broker: FakeBroker) -> Non
 
 
 def test_a_request_without_a_reply_queue_is_rejected_and_serving_goes_on(
-    broker: FakeBroker,
+    broker: MemoryBroker,
 ) -> None:
     server = ServerThread(broker, Arith())
     client = amqprpc.sync.client_codec(broker, QUEUE, amqprpc.Json)
@@ -83,7 +83,7 @@ def test_a_request_without_a_reply_queue_is_rejected_and_serving_goes_on(
         server.stop()
 
 
-def test_stop_lets_requests_in_progress_finish(broker: FakeBroker) -> None:
+def test_stop_lets_requests_in_progress_finish(broker: MemoryBroker) -> None:
     service = Arith()
     service.gate.clear()
     server = ServerThread(broker, service, grace=5)
@@ -101,7 +101,7 @@ def test_stop_lets_requests_in_progress_finish(broker: FakeBroker) -> None:
         client.close()
 
 
-def test_a_lost_connection_ends_serve_forever(broker: FakeBroker) -> None:
+def test_a_lost_connection_ends_serve_forever(broker: MemoryBroker) -> None:
     server = ServerThread(broker, Arith())
     (link,) = [link for link in broker.links if link.sink is server.codec]
     broker.cut(link)
@@ -109,7 +109,7 @@ def test_a_lost_connection_ends_serve_forever(broker: FakeBroker) -> None:
     assert isinstance(server.error, amqprpc.ConnectionLost)
 
 
-def test_the_queue_is_declared_as_go_declares_it(broker: FakeBroker) -> None:
+def test_the_queue_is_declared_as_go_declares_it(broker: MemoryBroker) -> None:
     server = ServerThread(broker, Arith())
     try:
         found = broker.queues[QUEUE]

@@ -1,4 +1,4 @@
-"""The thread-safe sync client (`ThreadSafeClientCodec`) on the fake broker: no RabbitMQ."""
+"""The thread-safe sync client (`ThreadSafeClientCodec`) on the in-memory broker: no RabbitMQ."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 import amqprpc
 import amqprpc.sync
 from amqprpc.protocol import CallState, request_queue_declaration
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 
 from .helpers import QUEUE, Arith, ServerThread
 
 
 @pytest.fixture
-def broker() -> FakeBroker:
-    return FakeBroker()
+def broker() -> MemoryBroker:
+    return MemoryBroker()
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def service() -> Arith:
 
 
 @pytest.fixture
-def served(broker: FakeBroker, service: Arith):
+def served(broker: MemoryBroker, service: Arith):
     server = ServerThread(broker, service)
     yield server
     service.gate.set()
@@ -35,7 +35,7 @@ def served(broker: FakeBroker, service: Arith):
 
 
 @pytest.fixture
-def codec(broker: FakeBroker):
+def codec(broker: MemoryBroker):
     codec = amqprpc.sync.client_codec(broker, QUEUE, amqprpc.Json, timeout=5)
     yield codec
     codec.close()
@@ -59,7 +59,7 @@ def test_futures_and_proxies(codec: amqprpc.sync.ThreadSafeClientCodec, served) 
         codec.call_async("Arith.Div", {"A": 1, "B": 0}).result(5)
 
 
-def test_timeout_says_no_reply_came(broker: FakeBroker, codec) -> None:
+def test_timeout_says_no_reply_came(broker: MemoryBroker, codec) -> None:
     broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     started = time.monotonic()
     with pytest.raises(amqprpc.RPCTimeout, match=r"Arith.Mul: no reply within 0.3 s"):
@@ -68,7 +68,7 @@ def test_timeout_says_no_reply_came(broker: FakeBroker, codec) -> None:
     assert codec.stats.by_state == {CallState.TIMED_OUT: 1}
 
 
-def test_the_deadline_covers_connecting(broker: FakeBroker, codec) -> None:
+def test_the_deadline_covers_connecting(broker: MemoryBroker, codec) -> None:
     broker.connect_delay = 2.0  # a broker that does not finish the handshake in time
     started = time.monotonic()
     first = codec.call_async("Arith.Mul", {"A": 1, "B": 2}, timeout=1.5)
@@ -81,7 +81,7 @@ def test_the_deadline_covers_connecting(broker: FakeBroker, codec) -> None:
 
 
 def test_a_call_that_waited_for_the_connection_goes_out_with_the_time_it_has_left(
-    broker: FakeBroker, codec
+    broker: MemoryBroker, codec
 ) -> None:
     broker.perform(broker.connect(), request_queue_declaration(QUEUE))
     broker.connect_delay = 0.4
@@ -112,7 +112,7 @@ def test_a_call_from_a_future_callback_on_the_io_thread_is_refused(
     assert len(errors) == 1 and "I/O thread" in str(errors[0])
 
 
-def test_a_refused_connection_fails_fast_and_names_the_cause(broker: FakeBroker, codec) -> None:
+def test_a_refused_connection_fails_fast_and_names_the_cause(broker: MemoryBroker, codec) -> None:
     broker.refuse_connections = "connection refused"
     started = time.monotonic()
     with pytest.raises(amqprpc.ConnectionLost, match="connection refused"):
@@ -124,7 +124,7 @@ def test_a_refused_connection_fails_fast_and_names_the_cause(broker: FakeBroker,
 
 
 def test_a_cut_fails_calls_in_flight_and_the_next_call_reconnects(
-    broker: FakeBroker, codec, service: Arith, served: ServerThread
+    broker: MemoryBroker, codec, service: Arith, served: ServerThread
 ) -> None:
     service.gate.clear()
     future = codec.call_async("Arith.Held", "in flight")
@@ -139,7 +139,7 @@ def test_a_cut_fails_calls_in_flight_and_the_next_call_reconnects(
     assert codec.reply_queue != first_queue  # a new connection, a new reply queue
 
 
-def test_close_ends_calls_in_flight(broker: FakeBroker, service: Arith, served) -> None:
+def test_close_ends_calls_in_flight(broker: MemoryBroker, service: Arith, served) -> None:
     codec = amqprpc.sync.client_codec(broker, QUEUE, amqprpc.Json)
     service.gate.clear()
     future = codec.call_async("Arith.Held", 1)
@@ -151,7 +151,7 @@ def test_close_ends_calls_in_flight(broker: FakeBroker, service: Arith, served) 
         codec.call("Arith.Mul", {"A": 1, "B": 1})
 
 
-def test_a_future_cancelled_before_it_was_sent_is_never_sent(broker: FakeBroker) -> None:
+def test_a_future_cancelled_before_it_was_sent_is_never_sent(broker: MemoryBroker) -> None:
     codec = amqprpc.sync.client_codec(broker, QUEUE, amqprpc.Json)
     gate = threading.Event()
     original = broker.connect

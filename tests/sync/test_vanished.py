@@ -1,4 +1,4 @@
-"""Deleted queues on the fake broker (basic.cancel): the sync server consumes its queue
+"""Deleted queues on the in-memory broker (basic.cancel): the sync server consumes its queue
 again, and both sync clients fail calls in flight at once and set up a new reply queue."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 
 import amqprpc
 import amqprpc.sync
-from tests.fakebroker import FakeBroker
+from amqprpc.testing import MemoryBroker
 from tests.integration.raw import wait_until
 
 from .helpers import QUEUE, Arith, ServerThread
 
 
 def test_the_server_declares_its_deleted_queue_again_and_serves() -> None:
-    broker = FakeBroker()
+    broker = MemoryBroker()
     server = ServerThread(broker, Arith())
     try:
         broker.delete_queue(QUEUE)
@@ -31,7 +31,7 @@ def test_the_server_declares_its_deleted_queue_again_and_serves() -> None:
 
 @pytest.mark.parametrize("shape", ["caller-connection", "thread-safe"])
 def test_a_deleted_reply_queue_fails_calls_at_once_and_is_replaced(shape: str) -> None:
-    broker = FakeBroker()
+    broker = MemoryBroker()
     arith = Arith()
     arith.gate.clear()
     server = ServerThread(broker, arith)
