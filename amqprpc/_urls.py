@@ -8,7 +8,7 @@ import urllib.parse
 
 from ._errors import UsageError
 
-__all__ = ["address", "urls_of", "user_and_vhost"]
+__all__ = ["address", "redacted", "urls_of", "user_and_vhost"]
 
 
 def address(url: object) -> str:
@@ -18,12 +18,23 @@ def address(url: object) -> str:
         raise UsageError(f"expected an AMQP URL, not {url!r}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("amqp", "amqps"):
-        raise UsageError(f"not an AMQP URL (amqp:// or amqps://): {parts.scheme}://...")
+        raise UsageError(f"not an AMQP URL (amqp:// or amqps://): {redacted(url)!r}")
     try:
         port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     except ValueError:
         raise UsageError(f"not an AMQP URL: bad port in {parts.scheme}://...") from None
     return f"{parts.hostname or 'localhost'}:{port}"
+
+
+def redacted(url: str) -> str:
+    """`url` with its user and password, if any, shown as ***, for texts and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def urls_of(target: object) -> list[str] | None:

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from amqprpc._urls import redacted
 from tests.conftest import BROKER_URL
 
 
@@ -36,7 +37,7 @@ def test_the_demo_runs_in_memory() -> None:
 def test_the_demo_runs_on_a_real_broker() -> None:
     done = demo("--url", BROKER_URL)
     assert done.returncode == 0, done.stderr
-    assert f"on {BROKER_URL}" in done.stdout
+    assert f"on {redacted(BROKER_URL)}" in done.stdout and "guest:guest" not in done.stdout
     check_table(done.stdout)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import amqprpc
 import amqprpc.aio
 
+from .._urls import redacted
 from ..testing import MemoryBroker
 
 __all__ = ["Arith", "add_arguments", "demo", "main", "run"]
@@ -125,7 +126,7 @@ def demo(urls: list[str] | None, calls: int) -> int:
     """Run the demo on `urls` (None: the in-memory broker), `calls` calls per step; prints
     the timings. Returns the exit status: 0 when every answer was right."""
     where: Any = urls if urls else MemoryBroker()
-    shown = ", ".join(urls) if urls else "the in-memory broker (amqprpc.testing)"
+    shown = ", ".join(map(redacted, urls)) if urls else "the in-memory broker (amqprpc.testing)"
     _out(f"amqprpc {amqprpc.__version__} demo on {shown}")
     try:
         asyncio.run(run(where, calls))
@@ -144,7 +145,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo with command-line arguments `argv`; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m amqprpc.demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m amqprpc.demo", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     add_arguments(parser)
     args = parser.parse_args(argv)
     return demo(args.url, args.calls)

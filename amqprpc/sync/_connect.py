@@ -13,6 +13,7 @@ import pika
 import pika.exceptions
 
 from .._errors import ConnectionLost, UsageError, login_refused, vhost_refused
+from .._urls import address, redacted
 
 __all__ = ["addresses", "connected", "connection_parameters"]
 
@@ -27,13 +28,15 @@ def connection_parameters(target: object) -> Any:
     be loaded. Its text never shows the password.
     """
     if isinstance(target, str):
+        address(target)  # amqp:// or amqps://, with a port that is a number
         try:
             return pika.URLParameters(target)
-        except (ValueError, TypeError, SyntaxError) as exc:  # SyntaxError: ssl_options literal
+        except (ValueError, TypeError, SyntaxError, IndexError) as exc:  # SyntaxError: ssl_options
             # Their texts may quote parts of the URL, the password included: name the type only.
-            raise UsageError(f"not an AMQP URL: {_redact(target)} ({type(exc).__name__})") from None
+            kind = type(exc).__name__
+            raise UsageError(f"not an AMQP URL: {redacted(target)} ({kind})") from None
         except OSError as exc:  # FileNotFoundError, ssl.SSLError: from loading ssl_options files
-            raise UsageError(f"cannot load the TLS files of {_redact(target)}: {exc}") from None
+            raise UsageError(f"cannot load the TLS files of {redacted(target)}: {exc}") from None
     if isinstance(target, pika.connection.Parameters):
         return target
     if isinstance(target, (list, tuple)) and target:
@@ -79,10 +82,3 @@ def _why(exc: BaseException) -> str:
         if isinstance(reason, OSError):
             return reason.strerror or str(reason)
     return type(inner).__name__ if isinstance(inner, BaseException) else type(exc).__name__
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"

@@ -110,3 +110,11 @@ def test_msgpack_bytes_print_as_base64(url: str, queue: str, app_dir: Path) -> N
         assert served.stop()[0] == 0
     assert result.returncode == 0, result.stderr
     assert base64.b64decode(json.loads(result.stdout)) == b"\x00\x01\xff"
+
+
+@pytest.mark.parametrize("url", ["foo", "http://user:secret@127.0.0.1/", "amqp://127.0.0.1:x/"])
+def test_a_url_that_is_not_amqp_is_2_and_named(url: str) -> None:
+    result = run("call", "q", "Arith.Mul", "1", "--url", url)
+    assert result.returncode == 2
+    assert "not an AMQP URL" in result.stderr and "Traceback" not in result.stderr
+    assert "secret" not in result.stderr
