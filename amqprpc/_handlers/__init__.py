@@ -13,7 +13,7 @@ import time
 from .._events import Invoke, Outcome
 from .._server import ServerProtocol, call_handler_async
 
-__all__ = ["run_async_handler"]
+__all__ = ["cancel_other_tasks", "run_async_handler"]
 
 _CANCELLED = Outcome(stale=True, cancelled=True)
 
@@ -30,3 +30,12 @@ async def run_async_handler(invoke: Invoke, proto: ServerProtocol, *, cancel: bo
         return await asyncio.wait_for(handler, limit)
     except asyncio.TimeoutError:  # the handler's own TimeoutErrors are its Outcome, not this
         return _CANCELLED
+
+
+async def cancel_other_tasks() -> None:
+    """Cancel every other task of the running loop (a server's handlers at its close) and
+    wait until they have ended."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,7 +25,7 @@ from .._dispatch import Registry
 from .._errors import BrokerError, ConnectionLost, RPCError, UsageError
 from .._events import Action, Delivery, Invoke, Outcome, Returned
 from .._formatters import FormatterLike, as_formatter
-from .._handlers import run_async_handler
+from .._handlers import cancel_other_tasks, run_async_handler
 from .._link import Link, no_wait, run
 from .._ops import (
     DeclareProfile,
@@ -46,6 +46,8 @@ from .._server import (
 )
 from .._serving import Backoff, ServerView
 from ._link import link_for
+
+_UNWIND_TIME = 5.0  # how long cancelled async handlers get to unwind when the server closes
 
 __all__ = ["ServerCodec", "server_codec"]
 
@@ -237,10 +239,19 @@ class ServerCodec(ServerView):
         run(close_op(), self._link, no_wait)
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._aloop is not None and self._athread is not None:
-            self._aloop.call_soon_threadsafe(self._aloop.stop)
-            self._athread.join(self._grace)
-            if not self._athread.is_alive():
-                self._aloop.close()
+            self._stop_handler_loop(self._aloop, self._athread)
+
+    def _stop_handler_loop(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        # The grace period is over: cancel the `async def` handlers still running and let
+        # them unwind on their own loop (a task left pending when its loop closes is
+        # destroyed unfinished, its `finally` blocks run by the garbage collector).
+        cancelled = asyncio.run_coroutine_threadsafe(cancel_other_tasks(), loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            cancelled.result(_UNWIND_TIME)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_UNWIND_TIME)
+        if not thread.is_alive():
+            loop.close()
 
     def __enter__(self) -> ServerCodec:
         return self
