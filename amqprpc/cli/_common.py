@@ -201,12 +201,13 @@ def _key(key: object) -> object:
 
 def configure_logging(verbose: int = 0) -> None:
     """Log to stderr: the command's own lines at INFO; amqprpc's WARNING and above, or INFO
-    (`-v`) or DEBUG (`-vv`)."""
+    (`-v`) or DEBUG (`-vv`); the client libraries' (pika, aiormq, asyncio) only with `-v`,
+    since the command names their failures itself."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    root.setLevel({0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG))
     library = logging.getLogger("amqprpc")
     library.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
     logging.getLogger("amqprpc.cli").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

@@ -17,7 +17,6 @@ from typing import Any
 
 from .._errors import ConnectionLost
 from ._common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_USAGE,
     add_format_option,
@@ -36,7 +35,7 @@ HELP = "serve a Python class, instance or function on a request queue"
 
 logger = logging.getLogger(__name__)
 
-EPILOG = f"""\
+EPILOG = """\
 examples:
   amqprpc serve myapp.arith:Arith --queue testrpc               # a class: one instance
   amqprpc serve myapp.arith:calculator --queue testrpc --async  # an instance, async server
@@ -54,7 +53,12 @@ pool (min(32, CPUs + 4) threads).
 SIGINT or SIGTERM stops consuming, lets requests in progress finish within --grace seconds,
 and exits with 0.
 
-{EXIT_CODES_HELP}
+exit codes:
+  0  stopped by SIGINT or SIGTERM
+  2  bad usage: arguments, URL, a target that cannot be imported or served
+  5  connection failure: refused, lost (without --reconnect), or the broker refused the
+     login or the queue's declaration (ConnectionLost, BrokerError)
+  6  another amqprpc error
 """
 
 

@@ -108,6 +108,11 @@ def test_no_broker_is_a_connection_failure(free_port: int, queue: str, app_dir: 
     result = run("serve", "cliapp:Arith", "--queue", queue, "--url", url, cwd=app_dir)
     assert result.returncode == 5
     assert "connection refused" in result.stderr
+    # One line naming the failure: not the client library's own log lines and traceback.
+    assert result.stderr.strip().splitlines() == [
+        f"amqprpc serve: ConnectionLost: cannot connect: 127.0.0.1:{free_port}: "
+        "connection refused"
+    ]
 
 
 def test_workers_out_of_range_is_bad_usage(app_dir: Path) -> None:
