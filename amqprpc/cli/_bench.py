@@ -19,6 +19,7 @@ from ._common import (
     EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_REMOTE,
+    add_call_arguments,
     add_format_option,
     add_timeout_option,
     add_url_option,
@@ -57,12 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `bench`'s arguments."""
     parser.description = "Call QUEUE's METHOD N times, C at a time, and report the rate."
     parser.epilog = EPILOG
-    parser.add_argument("queue", metavar="QUEUE", help="the server's request queue")
-    parser.add_argument("method", metavar="METHOD", help='"Service.Method", sent as written')
-    parser.add_argument(
-        "argument", metavar="JSON-ARG", nargs="?", default="null",
-        help="every call's argument, as JSON (default: null)",
-    )  # fmt: skip
+    add_call_arguments(parser, "every call's argument, as JSON (default: null)")
     parser.add_argument("-n", type=_whole, default=1000, help="calls to make (default: 1000)")
     parser.add_argument("-c", type=_whole, default=10, help="calls in flight (default: 10)")
     add_format_option(parser)

@@ -8,6 +8,7 @@ import argparse
 from ._common import (
     EXIT_CODES_HELP,
     EXIT_OK,
+    add_call_arguments,
     add_format_option,
     add_timeout_option,
     add_url_option,
@@ -42,12 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `call`'s arguments."""
     parser.description = "Call QUEUE's METHOD with one JSON argument; print the result as JSON."
     parser.epilog = EPILOG
-    parser.add_argument("queue", metavar="QUEUE", help="the server's request queue")
-    parser.add_argument("method", metavar="METHOD", help='"Service.Method", sent as written')
-    parser.add_argument(
-        "argument", metavar="JSON-ARG", nargs="?", default="null",
-        help="the call's one argument, as JSON (default: null)",
-    )  # fmt: skip
+    add_call_arguments(parser, "the call's one argument, as JSON (default: null)")
     add_format_option(parser)
     add_timeout_option(parser, 10.0)
     add_url_option(parser)

@@ -43,6 +43,7 @@ __all__ = [
     "EXIT_UNROUTABLE",
     "EXIT_USAGE",
     "Command",
+    "add_call_arguments",
     "add_format_option",
     "add_timeout_option",
     "add_url_option",
@@ -139,6 +140,15 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
 def formatter_of(args: argparse.Namespace) -> type[Formatter]:
     """The formatter `--format` names."""
     return _FORMATS[args.format]
+
+
+def add_call_arguments(parser: argparse.ArgumentParser, argument_help: str) -> None:
+    """The positional arguments of a call: QUEUE, METHOD and its optional JSON-ARG."""
+    parser.add_argument("queue", metavar="QUEUE", help="the server's request queue")
+    parser.add_argument("method", metavar="METHOD", help='"Service.Method", sent as written')
+    parser.add_argument(
+        "argument", metavar="JSON-ARG", nargs="?", default="null", help=argument_help
+    )
 
 
 def add_timeout_option(parser: argparse.ArgumentParser, default: float) -> None:
