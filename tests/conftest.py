@@ -33,10 +33,14 @@ _broker_checked: str | None = None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration talks to the broker."""
+    """Everything under tests/integration talks to the broker. The tests that trace (the
+    `spans` fixture) run last: the OpenTelemetry provider they set stays set for the rest of
+    the process, and would have every later test trace its calls (slower, and not the
+    conditions those tests measure)."""
     for item in items:
         if (_HERE / "integration") in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.broker)
+    items.sort(key=lambda item: "spans" in getattr(item, "fixturenames", ()))
 
 
 def _check_broker() -> None:
