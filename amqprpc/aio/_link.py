@@ -96,6 +96,8 @@ class AioLink(BatchedLink):
                         transport, protocol = await asyncio.wait_for(aioamqp.from_url(url), timeout)
                     except asyncio.TimeoutError:
                         raise ConnectionLost(f"no AMQP handshake within {timeout:g} s") from None
+                    except ConnectionRefusedError:
+                        raise ConnectionLost("connection refused") from None
                     except aioamqp.exceptions.AmqpClosedConnection:
                         raise ConnectionLost(
                             "the broker closed the connection while opening it (wrong user "
