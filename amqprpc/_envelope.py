@@ -29,6 +29,8 @@ __all__ = [
     "checked_properties",
     "error_reply_properties",
     "expiration_ms",
+    "is_reply_to",
+    "is_request_to",
     "is_shortstr",
     "lenient_properties",
     "parse_call_id",
@@ -357,3 +359,19 @@ def parse_reply(properties: Properties) -> ReplyInfo:
     error_type = headers.get(ERROR_TYPE_HEADER)
     type_name = error_type if isinstance(error_type, str) and error_type else None
     return ReplyInfo(call_id=call_id, error=error, error_type=type_name)
+
+
+def is_reply_to(routing_key: str, properties: Properties) -> bool:
+    """Whether a message published to queue `routing_key` is an RPC reply: it goes to the
+    reply queue its `correlation_id` names (section 4), as every amqprpc or Go server's does."""
+    return routing_key == properties.correlation_id
+
+
+def is_request_to(routing_key: str, properties: Properties) -> bool:
+    """Whether a message published to queue `routing_key` is an RPC request: it names a reply
+    queue and a method (section 3) and is not itself a reply."""
+    return (
+        bool(properties.correlation_id)
+        and properties.reply_to is not None
+        and not is_reply_to(routing_key, properties)
+    )

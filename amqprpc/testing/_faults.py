@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from .._envelope import is_reply_to, is_request_to
 from .._events import Publish
 
 __all__ = ["Faults", "ReplyFate", "RequestFate"]
@@ -43,15 +44,13 @@ class RequestFate:
 
 
 def is_reply(publish: Publish) -> bool:
-    """Whether `publish` is an RPC reply: sent to the reply queue its correlation id names."""
-    return publish.exchange == "" and publish.routing_key == publish.properties.correlation_id
+    """Whether `publish` is an RPC reply (the core's `is_reply_to`, on the default exchange)."""
+    return publish.exchange == "" and is_reply_to(publish.routing_key, publish.properties)
 
 
 def is_request(publish: Publish) -> bool:
-    """Whether `publish` is an RPC request: it names a reply queue and a method, and is not
-    sent to that reply queue."""
-    props = publish.properties
-    return bool(props.correlation_id) and props.reply_to is not None and not is_reply(publish)
+    """Whether `publish` is an RPC request (the core's `is_request_to`)."""
+    return is_request_to(publish.routing_key, publish.properties)
 
 
 class Faults:
